@@ -1,0 +1,41 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "PinScope",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "TraceReader", targets: ["TraceReader"]),
+        .library(name: "PinScope", targets: ["PinScope"]),
+        .executable(name: "pinscope", targets: ["pinscope"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CTraceEvent", pkgConfig: "libtraceevent",
+                       providers: [.apt(["libtraceevent-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .target(name: "CTraceEventPrint", dependencies: ["CTraceEvent"]),
+        .target(
+            name: "TraceReader",
+            dependencies: [
+                "CTraceEvent", "CTraceEventPrint", "CZlib", "CZstd",
+                .product(name: "HeapModule", package: "swift-collections"),
+            ]
+        ),
+        .target(name: "PinScope", dependencies: ["TraceReader"]),
+        .executableTarget(
+            name: "pinscope",
+            dependencies: [
+                "TraceReader", "PinScope",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "TraceReaderTests", dependencies: ["TraceReader"]),
+        .testTarget(name: "PinScopeTests", dependencies: ["PinScope", "TraceReader"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["TraceReader"]),
+    ]
+)

@@ -1,0 +1,170 @@
+import CTraceEvent
+import CTraceEventPrint
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Turns libtraceevent records into `RawEvent`s, looking each event type's fields up once
+/// (the `tep_format_field` pointers are kept per type id).
+struct EventDecoder {
+    private let tep: OpaquePointer
+    private let file: String
+    private(set) var anomalies = Anomalies()
+    private var types: [Int32: EventType] = [:]
+    private let seq: UnsafeMutablePointer<trace_seq>
+
+    struct FieldInfo {
+        let name: String
+        let field: UnsafeMutablePointer<tep_format_field>
+        let offset: Int
+        let size: Int
+        let flags: UInt32
+        let elementSize: Int
+    }
+
+    final class EventType {
+        let system: String
+        let name: String
+        let fields: [FieldInfo]
+        let isKernelStack: Bool
+        let minimumSize: Int
+        init(system: String, name: String, fields: [FieldInfo]) {
+            self.system = system
+            self.name = name
+            self.fields = fields
+            isKernelStack = system == "ftrace" && name == "kernel_stack"
+            minimumSize = fields.map { $0.flags & UInt32(TEP_FIELD_IS_DYNAMIC.rawValue) != 0 ? $0.offset + 4 : $0.offset + $0.size }.max() ?? 0
+        }
+    }
+
+    init(tep: OpaquePointer, file: String) {
+        self.tep = tep
+        self.file = file
+        seq = UnsafeMutablePointer<trace_seq>.allocate(capacity: 1)
+        trace_seq_init(seq)
+    }
+
+    func names(id: Int32) -> (system: String, name: String)? {
+        guard let e = tep_find_event(tep, id) else { return nil }
+        return (String(cString: e.pointee.system), String(cString: e.pointee.name))
+    }
+
+    private mutating func type(_ id: Int32) -> EventType? {
+        if let t = types[id] { return t }
+        guard let e = tep_find_event(tep, id) else { return nil }
+        var fields: [FieldInfo] = []
+        if let list = tep_event_fields(e) {
+            var i = 0
+            while let f = list[i] {
+                fields.append(FieldInfo(name: String(cString: f.pointee.name), field: f,
+                                        offset: Int(f.pointee.offset), size: Int(f.pointee.size),
+                                        flags: UInt32(truncatingIfNeeded: f.pointee.flags), elementSize: Int(f.pointee.elementsize)))
+                i += 1
+            }
+            free(list)
+        }
+        let t = EventType(system: String(cString: e.pointee.system), name: String(cString: e.pointee.name), fields: fields)
+        types[id] = t
+        return t
+    }
+
+    /// Decodes a record into an event with typed fields; a kernel stack gets its frames symbolized.
+    mutating func decode(_ rec: UnsafeMutablePointer<tep_record>, cpu: Int) -> RawEvent {
+        let id = tep_data_type(tep, rec)
+        let pid = tep_data_pid(tep, rec)
+        let comm = commName(pid)
+        let locator = TraceLocator(file: file, offset: rec.pointee.offset)
+        let lost: UInt64? = rec.pointee.missed_events > 0 ? UInt64(rec.pointee.missed_events)
+            : rec.pointee.missed_events < 0 ? UInt64.max : nil
+        guard let t = type(id) else {
+            anomalies.count("unknown event type id", .error, at: "\(locator) (id \(id))")
+            return RawEvent(timestampNs: rec.pointee.ts, cpu: cpu, pid: pid, comm: comm, system: "",
+                            name: "unknown-\(id)", lostBefore: lost, locator: locator)
+        }
+        let data = UnsafeRawPointer(rec.pointee.data!)
+        let size = Int(rec.pointee.size)
+        if size < t.minimumSize {
+            anomalies.count("record shorter than its format", .error, at: "\(locator) (\(t.name))")
+        }
+        var fields: [Field] = []
+        fields.reserveCapacity(t.fields.count)
+        var stack: [StackFrame] = []
+        for f in t.fields {
+            if let v = value(of: f, data: data, size: size) { fields.append(Field(f.name, v)) }
+        }
+        if t.isKernelStack, let callerField = t.fields.first(where: { $0.name == "caller" }) {
+            let count = fields.first(where: { $0.name == "size" })?.value.unsignedValue ?? 0
+            let longSize = Int(tep_get_long_size(tep))
+            let available = max(0, (size - callerField.offset) / longSize)
+            let n = min(Int(clamping: count), available)
+            for i in 0..<n {
+                let addr = tep_read_number(tep, data + callerField.offset + i * longSize, Int32(longSize))
+                stack.append(frame(addr))
+            }
+        }
+        return RawEvent(timestampNs: rec.pointee.ts, cpu: cpu, pid: pid, comm: comm, system: t.system,
+                        name: t.name, fields: fields, stack: stack, lostBefore: lost, locator: locator)
+    }
+
+    private func commName(_ pid: Int32) -> String {
+        if pid == 0 { return "<idle>" }
+        guard let c = tep_data_comm_from_pid(tep, pid) else { return "<...>" }
+        return String(cString: c)
+    }
+
+    private func frame(_ addr: UInt64) -> StackFrame {
+        guard let name = tep_find_function(tep, addr) else {
+            return StackFrame(symbol: "0x" + String(addr, radix: 16), address: addr)
+        }
+        let start = tep_find_function_address(tep, addr)
+        return StackFrame(symbol: String(cString: name), offset: addr &- start, address: addr)
+    }
+
+    private func value(of f: FieldInfo, data: UnsafeRawPointer, size: Int) -> FieldValue? {
+        let isString = f.flags & UInt32(TEP_FIELD_IS_STRING.rawValue) != 0
+        let isDynamic = f.flags & UInt32(TEP_FIELD_IS_DYNAMIC.rawValue) != 0
+        let isArray = f.flags & UInt32(TEP_FIELD_IS_ARRAY.rawValue) != 0
+        let isSigned = f.flags & UInt32(TEP_FIELD_IS_SIGNED.rawValue) != 0
+        var start = f.offset
+        var length = f.size
+        if isDynamic {
+            guard f.offset + 4 <= size else { return nil }
+            let loc = tep_read_number(tep, data + f.offset, 4)
+            start = Int(loc & 0xffff)
+            length = Int((loc >> 16) & 0xffff)
+            if f.flags & UInt32(TEP_FIELD_IS_RELATIVE.rawValue) != 0 { start += f.offset + 4 }
+        }
+        guard start >= 0, start + length <= size else { return nil }
+        if isString {
+            let bytes = UnsafeRawBufferPointer(start: data + start, count: length)
+            let end = bytes.firstIndex(of: 0) ?? length
+            return .string(String(decoding: bytes[0..<end], as: UTF8.self))
+        }
+        if isArray || isDynamic {
+            let es = f.elementSize > 0 ? f.elementSize : 1
+            guard [1, 2, 4, 8].contains(es) else { return .array([]) }
+            var out: [UInt64] = []
+            out.reserveCapacity(length / es)
+            var o = start
+            while o + es <= start + length {
+                out.append(tep_read_number(tep, data + o, Int32(es)))
+                o += es
+            }
+            return .array(out)
+        }
+        guard [1, 2, 4, 8].contains(length) else { return nil }
+        let raw = tep_read_number(tep, data + start, Int32(length))
+        if isSigned {
+            let shift = UInt64(64 - length * 8)
+            return .signed(Int64(bitPattern: raw << shift) >> Int64(shift))
+        }
+        return .unsigned(raw)
+    }
+
+    /// The record printed exactly as `trace-cmd report` (`-R` when raw) prints it.
+    func reportLine(_ rec: UnsafeMutablePointer<tep_record>, timeMode: Int32, raw: Bool) -> String {
+        trace_seq_reset(seq)
+        pinscope_print_report_line(tep, seq, rec, timeMode, raw ? 1 : 0)
+        return String(decoding: UnsafeRawBufferPointer(start: seq.pointee.buffer, count: Int(seq.pointee.len)), as: UTF8.self)
+    }
+}

@@ -1,0 +1,175 @@
+/// Where an event came from, so every finding can point back into the trace.
+public struct TraceLocator: Sendable, Hashable, CustomStringConvertible {
+    public var file: String
+    /// Byte offset of the record (trace.dat) or of the line (text), when known.
+    public var offset: UInt64?
+    /// 1-based line number for text traces.
+    public var line: Int?
+
+    public init(file: String, offset: UInt64? = nil, line: Int? = nil) {
+        self.file = file
+        self.offset = offset
+        self.line = line
+    }
+
+    public var description: String {
+        if let line { return "\(file):\(line)" }
+        if let offset { return "\(file)@\(offset)" }
+        return file
+    }
+}
+
+/// A typed field value as the trace carries it.
+public enum FieldValue: Sendable, Hashable, CustomStringConvertible {
+    case signed(Int64)
+    case unsigned(UInt64)
+    case string(String)
+    case array([UInt64])
+
+    public var description: String {
+        switch self {
+        case .signed(let v): return String(v)
+        case .unsigned(let v): return String(v)
+        case .string(let s): return s
+        case .array(let a): return "[" + a.map { String($0) }.joined(separator: ",") + "]"
+        }
+    }
+
+    /// The value as an unsigned integer: numbers as they are, strings parsed as decimal or 0x-hex.
+    public var unsignedValue: UInt64? {
+        switch self {
+        case .unsigned(let v): return v
+        case .signed(let v): return UInt64(bitPattern: v)
+        case .string(let s): return parseKernelInteger(s)
+        case .array: return nil
+        }
+    }
+
+    public var signedValue: Int64? {
+        switch self {
+        case .signed(let v): return v
+        case .unsigned(let v): return Int64(bitPattern: v)
+        case .string(let s):
+            if s.hasPrefix("-"), let v = parseKernelInteger(String(s.dropFirst())) { return -Int64(bitPattern: v) }
+            return parseKernelInteger(s).map { Int64(bitPattern: $0) }
+        case .array: return nil
+        }
+    }
+}
+
+/// Parses `123`, `0x7b` or `7b` (when `hex`), as the kernel prints integers.
+public func parseKernelInteger(_ text: Substring, hex: Bool = false) -> UInt64? {
+    if text.hasPrefix("0x") || text.hasPrefix("0X") { return UInt64(text.dropFirst(2), radix: 16) }
+    return UInt64(text, radix: hex ? 16 : 10)
+}
+
+public func parseKernelInteger(_ text: String, hex: Bool = false) -> UInt64? {
+    parseKernelInteger(Substring(text), hex: hex)
+}
+
+public struct Field: Sendable, Hashable {
+    public var name: String
+    public var value: FieldValue
+    public init(_ name: String, _ value: FieldValue) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// One frame of a kernel stack trace attached to an event.
+public struct StackFrame: Sendable, Hashable, CustomStringConvertible {
+    /// Function name, without `+off/len`.
+    public var symbol: String
+    public var offset: UInt64?
+    public var module: String?
+    public var address: UInt64?
+
+    public init(symbol: String, offset: UInt64? = nil, module: String? = nil, address: UInt64? = nil) {
+        self.symbol = symbol
+        self.offset = offset
+        self.module = module
+        self.address = address
+    }
+
+    public var description: String {
+        var s = symbol
+        if let offset { s += "+0x" + String(offset, radix: 16) }
+        if let module { s += " [\(module)]" }
+        return s
+    }
+}
+
+/// One trace event, from any reader: the common currency of the pipeline.
+public struct RawEvent: Sendable {
+    public var timestampNs: UInt64
+    public var cpu: Int
+    public var pid: Int32
+    public var tgid: Int32?
+    public var comm: String
+    public var system: String
+    public var name: String
+    /// Fields in format order. For text traces: the `key=value` pairs of the payload.
+    public var fields: [Field]
+    /// The payload as text (text readers; trace.dat events when printed).
+    public var payload: String?
+    /// The kernel stack recorded right after this event, innermost first.
+    public var stack: [StackFrame]
+    /// Events the kernel lost on this CPU just before this one; `UInt64.max` when the count is unknown.
+    public var lostBefore: UInt64?
+    public var locator: TraceLocator
+
+    public init(timestampNs: UInt64, cpu: Int, pid: Int32, tgid: Int32? = nil, comm: String,
+                system: String, name: String, fields: [Field] = [], payload: String? = nil,
+                stack: [StackFrame] = [], lostBefore: UInt64? = nil, locator: TraceLocator) {
+        self.timestampNs = timestampNs
+        self.cpu = cpu
+        self.pid = pid
+        self.tgid = tgid
+        self.comm = comm
+        self.system = system
+        self.name = name
+        self.fields = fields
+        self.payload = payload
+        self.stack = stack
+        self.lostBefore = lostBefore
+        self.locator = locator
+    }
+
+    public subscript(field name: String) -> FieldValue? {
+        for f in fields where f.name == name { return f.value }
+        return nil
+    }
+}
+
+/// Facts about a trace as a whole.
+public struct TraceInfo: Sendable {
+    public enum Format: String, Sendable {
+        case traceDat = "trace.dat"
+        case kernelText = "ftrace text"
+        case traceCmdReport = "trace-cmd report"
+        case traceCmdReportRaw = "trace-cmd report -R"
+    }
+    public var file: String
+    public var format: Format
+    public var fileVersion: Int?
+    public var compression: String?
+    public var cpus: Int?
+    public var uname: String?
+    public var clock: String?
+    public var longSize: Int?
+    public var pageSize: Int?
+
+    public init(file: String, format: Format) {
+        self.file = file
+        self.format = format
+    }
+
+    /// Kernel release parsed from `uname` (e.g. "6.1.0-56-amd64"), when recorded.
+    public var kernelRelease: String? {
+        guard let uname else { return nil }
+        let parts = uname.split(separator: " ")
+        // "Linux host 6.1.0-56-amd64 #1 SMP ..."
+        if parts.count >= 3, parts[0] == "Linux" { return String(parts[2]) }
+        return parts.first(where: { $0.first?.isNumber == true }).map(String.init)
+    }
+}

@@ -1,0 +1,299 @@
+import CTraceEvent
+import CTraceEventPrint
+import HeapModule
+
+/// One CPU's ring-buffer pages, read a block at a time (a run of raw pages, or one decompressed
+/// chunk) and walked record by record with libtraceevent's kbuffer.
+/// - Complexity: memory is one block (at most 64 pages or one chunk) per CPU, whatever the trace length.
+final class CPUStream {
+    let cpu: Int
+    private let dat: TraceDatFile
+    private let pageSize: Int
+    private let compressed: Bool
+    private let kbuf: OpaquePointer
+    /// Next file offset to read from, and where this CPU's data ends.
+    private var fileOffset: UInt64
+    private let end: UInt64
+    private var chunksLeft: Int = 0
+    /// The current block of whole pages; slack after it keeps corrupt length fields in bounds.
+    private var block: UnsafeMutableRawPointer
+    private var blockCapacity: Int
+    private var blockPages = 0
+    private var pageIndex = 0
+    /// File offset of the current page (for raw data) or of its chunk (compressed).
+    private var blockFileOffset: UInt64 = 0
+    private var pageLoaded = false
+    private var compressedScratch: [UInt8] = []
+    private static let slack = 1 << 17
+    private(set) var finished = false
+
+    // The current record.
+    var record = tep_record()
+    var timestamp: UInt64 = 0
+
+    init(dat: TraceDatFile, data: TraceDatFile.CPUData, pageSize: Int, compressed: Bool) {
+        self.cpu = data.cpu
+        self.dat = dat
+        self.pageSize = pageSize
+        self.compressed = compressed
+        let longSize = tep_get_header_page_size(dat.tep) == 4 ? KBUFFER_LSIZE_4 : KBUFFER_LSIZE_8
+        kbuf = kbuffer_alloc(longSize, dat.bigEndian ? KBUFFER_ENDIAN_BIG : KBUFFER_ENDIAN_LITTLE)
+        if tep_is_old_format(dat.tep) { kbuffer_set_old_format(kbuf) }
+        fileOffset = data.offset
+        blockCapacity = pageSize * 64
+        block = UnsafeMutableRawPointer.allocate(byteCount: blockCapacity + Self.slack, alignment: 16)
+        block.initializeMemory(as: UInt8.self, repeating: 0, count: blockCapacity + Self.slack)
+        if compressed {
+            end = data.offset &+ data.size &+ 4
+            if data.size == 0 {
+                finished = true
+            } else if let bytes = try? dat.file.readExactly(at: fileOffset, count: 4, what: "chunk count") {
+                var c = ByteCursor(bytes, base: fileOffset, file: dat.path, bigEndian: dat.bigEndian)
+                chunksLeft = Int((try? c.readInteger(UInt32.self, "chunk count")) ?? 0)
+                fileOffset += 4
+            } else {
+                dat.warn(fileOffset, "CPU \(cpu): truncated: expected a compressed chunk count")
+                finished = true
+            }
+        } else {
+            var stop = data.offset &+ data.size
+            if stop > dat.file.size || stop < data.offset {
+                dat.warn(dat.file.size, "CPU \(cpu): truncated flyrecord data: expected \(data.size) bytes at offset \(data.offset), the file ends at \(dat.file.size); reading the whole pages present")
+                stop = data.offset > dat.file.size ? data.offset : dat.file.size
+            }
+            end = stop
+        }
+        record.cpu = Int32(cpu)
+        record.ref_count = 1
+        record.locked = 1
+        if !finished { advance() }
+    }
+
+    deinit {
+        kbuffer_free(kbuf)
+        block.deallocate()
+    }
+
+    /// Loads the next block of pages; false at the end of this CPU's data.
+    private func loadBlock() -> Bool {
+        if compressed {
+            guard chunksLeft > 0 else { return false }
+            chunksLeft -= 1
+            let at = fileOffset
+            guard let head = try? dat.file.readExactly(at: at, count: 8, what: "chunk header") else {
+                dat.warn(at, "CPU \(cpu): truncated compressed data: expected a chunk header (\(chunksLeft + 1) chunks left)")
+                return false
+            }
+            var c = ByteCursor(head, base: at, file: dat.path, bigEndian: dat.bigEndian)
+            let csize = Int((try? c.readInteger(UInt32.self, "compressed size")) ?? 0)
+            let usize = Int((try? c.readInteger(UInt32.self, "uncompressed size")) ?? 0)
+            guard usize > 0, usize <= 1 << 28, csize <= 1 << 28, usize % pageSize == 0 else {
+                dat.warn(at, "CPU \(cpu): corrupt chunk header (compressed \(csize), uncompressed \(usize) bytes): expected a whole number of \(pageSize)-byte pages")
+                return false
+            }
+            let n = dat.file.read(at: at + 8, count: csize, into: &compressedScratch)
+            guard n == csize else {
+                dat.warn(at + 8, "CPU \(cpu): truncated compressed chunk: expected \(csize) bytes, found \(n)")
+                return false
+            }
+            guard let plain = compressedScratch.withUnsafeBytes({
+                dat.decompressor.decompress(UnsafeRawBufferPointer(rebasing: $0[0..<csize]), expected: usize)
+            }) else {
+                dat.warn(at + 8, "CPU \(cpu): corrupt \(dat.decompressorName) chunk: does not decompress to \(usize) bytes")
+                return false
+            }
+            ensureCapacity(usize)
+            plain.withUnsafeBytes { block.copyMemory(from: $0.baseAddress!, byteCount: usize) }
+            blockPages = usize / pageSize
+            blockFileOffset = at
+            fileOffset = at + 8 + UInt64(csize)
+        } else {
+            guard fileOffset < end else { return false }
+            let want = Int(min(UInt64(blockCapacity), end - fileOffset))
+            let pages = want / pageSize
+            guard pages > 0 else {
+                dat.warn(fileOffset, "CPU \(cpu): truncated page: expected \(pageSize) bytes, found \(want)")
+                return false
+            }
+            let n = dat.file.read(at: fileOffset, count: pages * pageSize, toPointer: block)
+            guard n == pages * pageSize else {
+                dat.warn(fileOffset + UInt64(n), "CPU \(cpu): truncated data: read \(n) of \(pages * pageSize) bytes")
+                blockPages = n / pageSize
+                fileOffset = end
+                blockFileOffset = fileOffset
+                return blockPages > 0
+            }
+            blockPages = pages
+            blockFileOffset = fileOffset
+            fileOffset += UInt64(n)
+        }
+        pageIndex = 0
+        return true
+    }
+
+    private func ensureCapacity(_ size: Int) {
+        guard size > blockCapacity else { return }
+        block.deallocate()
+        blockCapacity = size
+        block = UnsafeMutableRawPointer.allocate(byteCount: size + Self.slack, alignment: 16)
+        block.initializeMemory(as: UInt8.self, repeating: 0, count: size + Self.slack)
+    }
+
+    /// Loads the next page that holds a sane header; false at the end of the data.
+    private func loadPage() -> Bool {
+        while true {
+            if pageIndex >= blockPages {
+                guard loadBlock() else { return false }
+            }
+            let page = block + pageIndex * pageSize
+            pageIndex += 1
+            if kbuffer_load_subbuffer(kbuf, page) < 0 { continue }
+            let size = Int(kbuffer_subbuffer_size(kbuf))
+            if size + Int(kbuffer_start_of_data(kbuf)) > pageSize {
+                dat.warn(pageOffset, "CPU \(cpu): corrupt page header: commit size \(size) exceeds the \(pageSize)-byte page; page skipped")
+                dat.countCorruptPage()
+                continue
+            }
+            return true
+        }
+    }
+
+    /// File offset of the current page (for compressed data: of its chunk).
+    var pageOffset: UInt64 {
+        compressed ? blockFileOffset : blockFileOffset + UInt64((pageIndex - 1) * pageSize)
+    }
+
+    /// Moves to the next record; sets `finished` at the end.
+    func advance() {
+        while true {
+            if pageLoaded {
+                var ts: UInt64 = 0
+                if let data = kbuffer_read_event(kbuf, &ts) {
+                    let size = Int(kbuffer_event_size(kbuf))
+                    record.data = data
+                    record.size = Int32(size)
+                    record.record_size = kbuffer_curr_size(kbuf)
+                    record.missed_events = Int64(kbuffer_missed_events(kbuf))
+                    record.offset = pageOffset + UInt64(kbuffer_curr_offset(kbuf))
+                    timestamp = dat.convertTimestamp(ts)
+                    record.ts = timestamp
+                    kbuffer_next_event(kbuf, nil)
+                    if size <= 0 || size > pageSize {
+                        dat.countCorruptRecord()
+                        continue
+                    }
+                    return
+                }
+                pageLoaded = false
+            }
+            guard loadPage() else {
+                finished = true
+                record.data = nil
+                return
+            }
+            pageLoaded = true
+        }
+    }
+}
+
+/// Reads a trace.dat's events in time order across CPUs (a heap over per-CPU streams), like
+/// `tracecmd_iterate_events`: ties go to the lower CPU.
+public final class TraceDatReader: RawEventSource {
+    public let dat: TraceDatFile
+    private var streams: [CPUStream] = []
+    private var heap = Heap<HeapEntry>()
+    private var current: Int = -1
+    private let attachStacks: Bool
+    private var decoder: EventDecoder
+    private var attacher = StackAttacher()
+    private var exhausted = false
+    public var info: TraceInfo { dat.info }
+    public var anomalies: Anomalies {
+        var a = dat.anomalies
+        a.merge(decoder.anomalies)
+        return a
+    }
+    public var warnings: [TraceWarning] { dat.warnings }
+
+    struct HeapEntry: Comparable {
+        var ts: UInt64
+        var index: Int
+        static func < (a: HeapEntry, b: HeapEntry) -> Bool { a.ts != b.ts ? a.ts < b.ts : a.index < b.index }
+    }
+
+    /// - Parameter attachStacks: attach each `kernel_stack` record to the event before it on its
+    ///   CPU (as `RawEvent.stack`) instead of yielding it as an event of its own.
+    public init(path: String, attachStacks: Bool = true) throws {
+        dat = try TraceDatFile(path: path)
+        self.attachStacks = attachStacks
+        decoder = EventDecoder(tep: dat.tep, file: path)
+        if let top = dat.buffers.first(where: { $0.name == "" }) {
+            for data in top.cpus where data.size > 0 {
+                streams.append(CPUStream(dat: dat, data: data, pageSize: top.subBufferSize, compressed: top.compressed))
+            }
+        }
+        for b in dat.buffers where b.name != "" {
+            dat.countInstance(b.name)
+        }
+        for (i, s) in streams.enumerated() where !s.finished {
+            heap.insert(HeapEntry(ts: s.timestamp, index: i))
+        }
+    }
+
+    /// The record the last `nextRecord()` returned is valid until the next call.
+    /// - Complexity: O(log cpus) per record; no allocation.
+    @inline(__always)
+    public func nextRecord() -> UnsafeMutablePointer<tep_record>? {
+        if current >= 0 {
+            let s = streams[current]
+            s.advance()
+            if s.finished {
+                _ = heap.removeMin()
+            } else {
+                heap.replaceMin(with: HeapEntry(ts: s.timestamp, index: current))
+            }
+            current = -1
+        }
+        guard let top = heap.min else { return nil }
+        current = top.index
+        return withUnsafeMutablePointer(to: &streams[current].record) { $0 }
+    }
+
+    /// Event type id of a record.
+    @inline(__always)
+    public func eventID(of record: UnsafeMutablePointer<tep_record>) -> Int32 {
+        tep_data_type(dat.tep, record)
+    }
+
+    public func eventName(id: Int32) -> (system: String, name: String)? {
+        decoder.names(id: id)
+    }
+
+    /// Prints the current record as `trace-cmd report` would (with `-R` when `raw`).
+    public func reportLine(_ record: UnsafeMutablePointer<tep_record>, raw: Bool, nanoseconds: Bool = false) -> String {
+        decoder.reportLine(record, timeMode: dat.timestampsInNanoseconds ? (nanoseconds ? 1 : 0) : 2, raw: raw)
+    }
+
+    public func next() throws -> RawEvent? {
+        while true {
+            if let e = attacher.next() { return e }
+            if exhausted { return nil }
+            guard let rec = nextRecord() else {
+                exhausted = true
+                attacher.flush()
+                continue
+            }
+            let event = decoder.decode(rec, cpu: streams[current].cpu)
+            guard attachStacks else { return event }
+            attacher.add(event, isStack: event.name == "kernel_stack" && event.system == "ftrace")
+        }
+    }
+}
+
+extension TraceDatFile {
+    func countCorruptPage() { anomalies.count("corrupt ring-buffer page skipped", .dataLoss) }
+    func countCorruptRecord() { anomalies.count("corrupt record skipped", .dataLoss) }
+    func countInstance(_ name: String) {
+        anomalies.count("instance buffer not read (only the top buffer is)", .info, at: name)
+    }
+}

@@ -1,0 +1,113 @@
+import ArgumentParser
+import CTraceEvent
+import TraceReader
+
+struct EventsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "events",
+        abstract: "Dump the decoded events of a trace (to check parsing against trace-cmd).",
+        discussion: """
+        --format raw prints, for a trace.dat, exactly the lines of `trace-cmd report -R FILE`;
+        for text traces, one normalized line per event. --format jsonl prints one JSON object per
+        event with its fields and attached kernel stack. --stat prints counts per event and per CPU.
+        """
+    )
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case raw, text, jsonl
+    }
+
+    @Argument(help: "Trace files: trace.dat (v6/v7), ftrace or trace-cmd text, .gz/.zst text, or - for stdin.")
+    var files: [String]
+
+    @Option(name: .shortAndLong, help: "Output format: raw, text or jsonl.")
+    var format: Format = .raw
+
+    @Flag(help: "Print counts per event name and per CPU, and the lost-event total.")
+    var stat = false
+
+    @Flag(name: .customShort("t"), help: "Print nanosecond timestamps (as trace-cmd report -t).")
+    var nanoseconds = false
+
+    func run() throws {
+        let out = OutputBuffer()
+        defer { out.flush() }
+        try withInputErrors {
+            for file in files {
+                if stat {
+                    try printStat(file, out)
+                } else {
+                    try dump(file, out)
+                }
+            }
+        }
+    }
+
+    private func dump(_ file: String, _ out: OutputBuffer) throws {
+        let source = try TraceInput.open(file, attachStacks: format == .jsonl)
+        defer { reportWarnings(source) }
+        if let dat = source as? TraceDatReader, format != .jsonl {
+            out.write("cpus=\(dat.dat.cpuCount)")
+            while let rec = dat.nextRecord() {
+                out.write(dat.reportLine(rec, raw: format == .raw, nanoseconds: nanoseconds))
+            }
+            return
+        }
+        while let e = try source.next() {
+            switch format {
+            case .jsonl: out.write(EventFormatter.jsonLine(e))
+            case .raw, .text: out.write(EventFormatter.textLine(e))
+            }
+        }
+    }
+
+    private func printStat(_ file: String, _ out: OutputBuffer) throws {
+        var perEvent: [String: Int] = [:]
+        var perCPU: [Int: Int] = [:]
+        var lost: UInt64 = 0
+        var unknownLost = 0
+        var total = 0
+        let source = try TraceInput.open(file, attachStacks: false)
+        defer { reportWarnings(source) }
+        if let dat = source as? TraceDatReader {
+            // Fast path: count by type id without decoding fields.
+            var byID: [Int32: Int] = [:]
+            while let rec = dat.nextRecord() {
+                byID[dat.eventID(of: rec), default: 0] += 1
+                perCPU[Int(rec.pointee.cpu), default: 0] += 1
+                let missed = rec.pointee.missed_events
+                if missed > 0 { lost += UInt64(missed) } else if missed < 0 { unknownLost += 1 }
+                total += 1
+            }
+            for (id, n) in byID {
+                let name = dat.eventName(id: id).map { "\($0.system):\($0.name)" } ?? "unknown-\(id)"
+                perEvent[name, default: 0] += n
+            }
+        } else {
+            while let e = try source.next() {
+                perEvent[e.system.isEmpty ? e.name : "\(e.system):\(e.name)", default: 0] += 1
+                perCPU[e.cpu, default: 0] += 1
+                if let l = e.lostBefore { if l == UInt64.max { unknownLost += 1 } else { lost += l } }
+                total += 1
+            }
+        }
+        out.write("file: \(file) (\(source.info.format.rawValue)\(source.info.fileVersion.map { " v\($0)" } ?? "")\(source.info.compression.map { ", \($0)" } ?? ""))")
+        out.write("events: \(total)")
+        out.write("lost events: \(lost)\(unknownLost > 0 ? " (+\(unknownLost) drops of unknown size)" : "")")
+        out.write("per CPU:")
+        for (cpu, n) in perCPU.sorted(by: { $0.key < $1.key }) { out.write("  cpu\(cpu)  \(n)") }
+        out.write("per event:")
+        for (name, n) in perEvent.sorted(by: { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }) {
+            out.write("  \(String(n).leftPadded(9))  \(name)")
+        }
+        for a in source.anomalies.entries {
+            out.write("anomaly [\(a.severity.rawValue)] \(a.name): \(a.count)\(a.firstSeen.map { " (first at \($0))" } ?? "")")
+        }
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}
