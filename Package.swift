@@ -34,8 +34,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "TraceReaderTests", dependencies: ["TraceReader"]),
-        .testTarget(name: "PinScopeTests", dependencies: ["PinScope", "TraceReader"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["TraceReader"]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "TraceReaderTests", dependencies: ["TraceReader", "TestSupport"]),
+        .testTarget(name: "PinScopeTests", dependencies: ["PinScope", "TraceReader", "TestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["TraceReader", "TestSupport"]),
     ]
 )

@@ -17,7 +17,8 @@ public enum TraceInput {
         if head.isEmpty {
             throw TraceError(file: path, offset: 0, "empty input: expected a trace.dat file or ftrace text")
         }
-        if head.starts(with: TraceDatFile.magic.prefix(3)) {
+        // The magic, or a damaged one still followed by "tracing": trace.dat names what is wrong.
+        if head.starts(with: TraceDatFile.magic.prefix(3)) || head.dropFirst(3).starts(with: Array("tracing".utf8)) {
             guard path != "-" else {
                 throw TraceError(file: path, offset: 0, "a trace.dat cannot be read from stdin: expected a file path")
             }

@@ -31,21 +31,26 @@ struct EventsCommand: ParsableCommand {
 
     func run() throws {
         let out = OutputBuffer()
-        defer { out.flush() }
+        var damaged = false
         try withInputErrors {
+            defer { out.flush() }
             for file in files {
+                let source = try TraceInput.open(file, attachStacks: format == .jsonl && !stat)
                 if stat {
-                    try printStat(file, out)
+                    try printStat(source, file, out)
                 } else {
-                    try dump(file, out)
+                    try dump(source, out)
                 }
+                out.flush()
+                for w in source.warnings { printError("pinscope: warning: \(w)") }
+                damaged = damaged || !source.warnings.isEmpty
             }
         }
+        // Damaged input: what could be read was printed, and the status says it was not all.
+        if damaged { throw ExitCode(2) }
     }
 
-    private func dump(_ file: String, _ out: OutputBuffer) throws {
-        let source = try TraceInput.open(file, attachStacks: format == .jsonl)
-        defer { reportWarnings(source) }
+    private func dump(_ source: RawEventSource, _ out: OutputBuffer) throws {
         if let dat = source as? TraceDatReader, format != .jsonl {
             out.write("cpus=\(dat.dat.cpuCount)")
             while let rec = dat.nextRecord() {
@@ -61,14 +66,12 @@ struct EventsCommand: ParsableCommand {
         }
     }
 
-    private func printStat(_ file: String, _ out: OutputBuffer) throws {
+    private func printStat(_ source: RawEventSource, _ file: String, _ out: OutputBuffer) throws {
         var perEvent: [String: Int] = [:]
         var perCPU: [Int: Int] = [:]
         var lost: UInt64 = 0
         var unknownLost = 0
         var total = 0
-        let source = try TraceInput.open(file, attachStacks: false)
-        defer { reportWarnings(source) }
         if let dat = source as? TraceDatReader {
             // Fast path: count by type id without decoding fields.
             var byID: [Int32: Int] = [:]

@@ -57,7 +57,3 @@ func withInputErrors(_ body: () throws -> Void) throws {
         throw ExitCode(2)
     }
 }
-
-func reportWarnings(_ source: RawEventSource) {
-    for w in source.warnings { printError("pinscope: warning: \(w)") }
-}

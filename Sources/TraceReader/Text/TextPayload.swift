@@ -1,0 +1,202 @@
+/// What the body of an event line (after `ts: `) says: the event's name, its system when the text
+/// shows it, and its fields. Field values are kept as the strings printed; only names, comms and
+/// field names are interned.
+///
+/// Shapes understood:
+/// - tracepoints `name: payload`, with every `key=value` of the payload as a field (other words,
+///   such as `bdi 254:0:`, are skipped);
+/// - kprobes `name: (sym+0x0/0x40) a=1` -> `__probe_sym`, and kretprobes
+///   `name: (caller+0x4c/0x1e0 <- func) ret=0x0` -> `__probe_caller`, `__probe_func`. trace-cmd
+///   report prints them as bare addresses in the other order, `(func <- ret_ip)`: those also give
+///   `__probe_ip` / `__probe_ret_ip` as `-R` names them;
+/// - the function tracer `func <-parent` -> `ftrace:function` with `ip`, `parent_ip`;
+/// - syscalls `sys_x(a: 1, b: 2)` -> `syscalls:sys_enter_x` and `sys_x -> 0x0` ->
+///   `syscalls:sys_exit_x` with `ret`.
+struct TextPayload {
+    enum Body {
+        /// A `<stack trace>` record (kernel text) or `kernel_stack: <stack trace >` (trace-cmd).
+        case kernelStack
+        /// A `<user stack trace>` record.
+        case userStack
+        case event(system: String, name: String, payloadStart: Int)
+        case unparsable
+    }
+
+    private var interner = StringInterner()
+    /// Events whose payload held only `key=value` words (as `trace-cmd report -R` prints them).
+    private(set) var rawLooking = 0
+    /// Events whose payload held other words.
+    private(set) var formattedLooking = 0
+
+    typealias S = TextLineScanner
+
+    mutating func intern(_ l: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> String {
+        interner.intern(l, range)
+    }
+
+    /// Classifies the body starting at `b` and appends its fields to `fields`.
+    mutating func parse(_ l: UnsafeBufferPointer<UInt8>, body b: Int, fields: inout [Field]) -> Body {
+        let n = l.count
+        guard b < n else { return .unparsable }
+        if l[b] == S.less {
+            if S.hasPrefix(l, at: b, "<stack trace") { return .kernelStack }
+            if S.hasPrefix(l, at: b, "<user stack trace") { return .userStack }
+            return .unparsable
+        }
+        var i = b
+        while i < n {
+            let c = l[i]
+            if c == S.space || c == S.colon || c == S.openParen || c == S.tab { break }
+            i += 1
+        }
+        if i < n, l[i] == S.colon, i > b, i + 1 == n || S.isBlank(l[i + 1]) {
+            var p = i + 1
+            while p < n && S.isBlank(l[p]) { p += 1 }
+            if i - b == 12, S.hasPrefix(l, at: b, "kernel_stack"), S.hasPrefix(l, at: p, "<stack trace") {
+                return .kernelStack
+            }
+            if i - b == 10, S.hasPrefix(l, at: b, "user_stack"), S.hasPrefix(l, at: p, "<user stack trace") {
+                return .userStack
+            }
+            let name = interner.intern(l, b..<i)
+            tracepointFields(l, from: p, into: &fields)
+            return .event(system: "", name: name, payloadStart: p)
+        }
+        if i < n, l[i] == S.openParen, i - b > 4, S.hasPrefix(l, at: b, "sys_") {
+            let name = interner.intern(syscallName("sys_enter_", l, (b + 4)..<i))
+            syscallArguments(l, from: i + 1, into: &fields)
+            return .event(system: "syscalls", name: name, payloadStart: b)
+        }
+        // A word without `name:`: a syscall exit or the function tracer.
+        while i < n && !S.isBlank(l[i]) { i += 1 }
+        guard i > b else { return .unparsable }
+        let word = b..<i
+        var p = i
+        while p < n && S.isBlank(l[p]) { p += 1 }
+        if S.hasPrefix(l, at: p, "->"), i - b > 4, S.hasPrefix(l, at: b, "sys_") {
+            let name = interner.intern(syscallName("sys_exit_", l, (b + 4)..<i))
+            var r = p + 2
+            while r < n && S.isBlank(l[r]) { r += 1 }
+            var e = r
+            while e < n && !S.isBlank(l[e]) { e += 1 }
+            if e > r { fields.append(Field("ret", .string(S.string(l, r..<e)))) }
+            return .event(system: "syscalls", name: name, payloadStart: b)
+        }
+        fields.append(Field("ip", .string(S.string(l, word))))
+        if S.hasPrefix(l, at: p, "<-") {
+            let a = p + 2
+            var e = a
+            while e < n && !S.isBlank(l[e]) { e += 1 }
+            if e > a { fields.append(Field("parent_ip", .string(S.string(l, a..<e)))) }
+        }
+        return .event(system: "ftrace", name: "function", payloadStart: b)
+    }
+
+    private func syscallName(_ prefix: StaticString, _ l: UnsafeBufferPointer<UInt8>, _ r: Range<Int>) -> [UInt8] {
+        var bytes = [UInt8](UnsafeBufferPointer(start: prefix.utf8Start, count: prefix.utf8CodeUnitCount))
+        bytes.append(contentsOf: UnsafeBufferPointer(rebasing: l[r]))
+        return bytes
+    }
+
+    /// `a: 1, b: 0x2)` -> fields `a`, `b`.
+    private mutating func syscallArguments(_ l: UnsafeBufferPointer<UInt8>, from start: Int, into fields: inout [Field]) {
+        let n = l.count
+        var p = start
+        while p < n {
+            while p < n && S.isBlank(l[p]) { p += 1 }
+            var k = p
+            while k < n && l[k] != S.colon && l[k] != S.closeParen && l[k] != 0x2C { k += 1 }
+            guard k < n, l[k] == S.colon, k > p else { return }
+            var v = k + 1
+            while v < n && S.isBlank(l[v]) { v += 1 }
+            var e = v
+            while e < n && l[e] != 0x2C && l[e] != S.closeParen { e += 1 }
+            fields.append(Field(interner.intern(l, p..<k), .string(S.string(l, v..<e))))
+            guard e < n, l[e] == 0x2C else { return }
+            p = e + 1
+        }
+    }
+
+    @inline(__always)
+    private static func isBareHex(_ l: UnsafeBufferPointer<UInt8>, _ r: Range<Int>) -> Bool {
+        guard r.count >= 8 else { return false }
+        for i in r where S.hexValue(l[i]) == nil { return false }
+        return true
+    }
+
+    /// Key characters: letters, digits, `_`, `.`, `-`, `[`, `]` (array elements, e.g. `args[0]`).
+    @inline(__always)
+    private static func isKeyByte(_ c: UInt8) -> Bool {
+        switch c {
+        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A, 0x5F, 0x2E, 0x2D, 0x5B, 0x5D: return true
+        default: return false
+        }
+    }
+
+    private mutating func tracepointFields(_ l: UnsafeBufferPointer<UInt8>, from start: Int, into fields: inout [Field]) {
+        let n = l.count
+        var p = start
+        var other = false
+        if p < n, l[p] == S.openParen {
+            // A kprobe `(sym+0x0/0x40)` or kretprobe `(caller+0x4c/0x1e0 <- func)`.
+            var close = p + 1
+            while close < n && l[close] != S.closeParen { close += 1 }
+            if close < n {
+                let inner = (p + 1)..<close
+                if let arrow = S.find(l, " <- ", from: inner.lowerBound, to: inner.upperBound) {
+                    let left = inner.lowerBound..<arrow, right = (arrow + 4)..<inner.upperBound
+                    if Self.isBareHex(l, left) && Self.isBareHex(l, right) {
+                        // trace-cmd report: print fmt "(%lx <- %lx)", __probe_func, __probe_ret_ip
+                        let ret = S.string(l, right)
+                        fields.append(Field("__probe_func", .string(S.string(l, left))))
+                        fields.append(Field("__probe_caller", .string(ret)))
+                        fields.append(Field("__probe_ret_ip", .string(ret)))
+                    } else {
+                        fields.append(Field("__probe_caller", .string(S.string(l, left))))
+                        fields.append(Field("__probe_func", .string(S.string(l, right))))
+                    }
+                } else {
+                    let sym = S.string(l, inner)
+                    fields.append(Field("__probe_sym", .string(sym)))
+                    if Self.isBareHex(l, inner) { fields.append(Field("__probe_ip", .string(sym))) }
+                }
+                p = close + 1
+                other = true
+            }
+        }
+        while p < n {
+            while p < n && S.isBlank(l[p]) { p += 1 }
+            guard p < n else { break }
+            let k = p
+            while p < n && Self.isKeyByte(l[p]) { p += 1 }
+            guard p < n, p > k, l[p] == S.equals else {
+                // Not `key=value`: skip the word.
+                other = true
+                while p < n && !S.isBlank(l[p]) { p += 1 }
+                continue
+            }
+            let key = k..<p
+            p += 1
+            let v: Range<Int>
+            if p < n, l[p] == 0x22 {
+                // "quoted value"
+                let a = p + 1
+                p = a
+                while p < n && l[p] != 0x22 { p += 1 }
+                v = a..<p
+                if p < n { p += 1 }
+            } else {
+                let a = p
+                var depth = 0
+                while p < n {
+                    let c = l[p]
+                    if c == S.openBracket { depth += 1 } else if c == S.closeBracket { depth -= 1 } else if depth <= 0 && S.isBlank(c) { break }
+                    p += 1
+                }
+                v = a..<p
+            }
+            fields.append(Field(interner.intern(l, key), .string(S.string(l, v))))
+        }
+        if other || fields.isEmpty { formattedLooking += 1 } else { rawLooking += 1 }
+    }
+}
