@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Captures a LARGE real kernel trace for the benchmarks, in two forms holding the same events:
+#   OUT/large.dat  trace.dat v6 (uncompressed), from `trace-cmd extract`
+#   OUT/large.txt  the kernel's own text (/sys/kernel/tracing/trace), read from the same buffer
+#
+# `trace-cmd record` does not work on this machine (it cannot write ftrace_enabled), so this script
+# drives tracefs directly: it enlarges the ring buffer, enables tracepoints (writeback, filemap,
+# ext4 writepages, sched, kmem page alloc/free, plus a stacktrace trigger on folio_wait_writeback),
+# runs a file-I/O workload for DURATION seconds, stops tracing, saves the text form first (reading
+# `trace` does not consume the buffer), then extracts the binary form (which consumes it), and
+# finally puts tracing back as it found it (events off, trigger removed, buffer cleared, buffer
+# size restored).
+#
+# Usage: Benchmarks/capture-large.sh [OUT_DIR] [DURATION_S]
+#   env: BUFFER_KB (per CPU, default 200000)
+# Needs root and tracepoints (kprobes are not needed). Exits 3 if tracing is not available.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:-$here/.work}
+duration=${2:-12}
+buffer_kb=${BUFFER_KB:-200000}
+T=/sys/kernel/tracing
+
+say() { printf 'capture-large: %s\n' "$*" >&2; }
+
+if [ "$(id -u)" != 0 ]; then say "needs root to use tracefs; skipping"; exit 3; fi
+command -v trace-cmd >/dev/null || { say "trace-cmd not installed; skipping"; exit 3; }
+if [ ! -w "$T/tracing_on" ]; then
+    mkdir -p "$T" 2>/dev/null || true
+    mount -t tracefs nodev "$T" 2>/dev/null || true
+fi
+if [ ! -w "$T/tracing_on" ] || [ ! -d "$T/events/writeback" ]; then
+    say "tracefs (with writeback tracepoints) is not available at $T; skipping"; exit 3
+fi
+
+mkdir -p "$out"
+scratch=$out/capture-scratch
+events=(
+    writeback filemap
+    ext4/ext4_writepages ext4/ext4_writepages_result
+    sched/sched_switch sched/sched_waking
+    kmem/mm_page_alloc kmem/mm_page_free
+)
+stack_event=writeback/folio_wait_writeback
+
+# --- remember the state to restore ---------------------------------------------------------------
+old_buffer_kb=$(sed -E 's/.*expanded: ([0-9]+).*/\1/; s/^([0-9]+).*/\1/' "$T/buffer_size_kb")
+old_tracing_on=$(cat "$T/tracing_on")
+old_overwrite=$(cat "$T/options/overwrite")
+if [ -n "$(cat "$T/set_event")" ] || [ "$(cat "$T/current_tracer")" != nop ]; then
+    say "tracing is in use (set_event or current_tracer not empty); not touching it; skipping"
+    exit 3
+fi
+
+restore() {
+    set +e
+    touch "$scratch/stop" 2>/dev/null
+    wait 2>/dev/null
+    echo 0 > "$T/tracing_on"
+    for e in "${events[@]}"; do echo 0 > "$T/events/$e/enable" 2>/dev/null; done
+    echo '!stacktrace' > "$T/events/$stack_event/trigger" 2>/dev/null
+    echo > "$T/trace"
+    echo "$old_buffer_kb" > "$T/buffer_size_kb"
+    echo "$old_overwrite" > "$T/options/overwrite"
+    echo "$old_tracing_on" > "$T/tracing_on"
+    rm -rf "$scratch"
+}
+trap restore EXIT
+
+# --- set up ------------------------------------------------------------------------------------
+echo 0 > "$T/tracing_on"
+echo > "$T/trace"
+say "buffer_size_kb $old_buffer_kb -> $buffer_kb per CPU"
+echo "$buffer_kb" > "$T/buffer_size_kb"
+echo 0 > "$T/options/overwrite"          # when full, drop new events (counted) instead of old ones
+for e in "${events[@]}"; do
+    if [ -e "$T/events/$e/enable" ]; then echo 1 > "$T/events/$e/enable"; else say "no event $e"; fi
+done
+echo stacktrace > "$T/events/$stack_event/trigger" 2>/dev/null || say "no stacktrace trigger"
+
+# --- workload: dirty, fsync, copy and delete files for DURATION seconds ---------------------------
+rm -rf "$scratch"; mkdir -p "$scratch"
+writer() {  # write 32 MiB files with fsync, overwrite half in place, delete
+    local d=$scratch/w$1 i=0; mkdir -p "$d"
+    while [ ! -e "$scratch/stop" ]; do
+        dd if=/dev/zero of="$d/f$i" bs=1M count=32 conv=fsync status=none
+        dd if=/dev/urandom of="$d/f$i" bs=64k count=256 conv=notrunc,fdatasync status=none
+        [ $i -ge 3 ] && rm -f "$d/f$((i - 3))"
+        i=$((i + 1))
+    done
+}
+copier() {  # copy a tree of many small files, sync, read it back, delete
+    local d=$scratch/c src=/usr/share/doc
+    [ -d /usr/lib/python3 ] && src=/usr/lib/python3
+    while [ ! -e "$scratch/stop" ]; do
+        cp -r "$src" "$d"; sync; cat $(find "$d" -type f | head -2000) >/dev/null 2>&1; rm -rf "$d"
+    done
+}
+echo 1 > "$T/tracing_on"
+writer 1 &
+writer 2 &
+copier &
+say "tracing a file-I/O workload for ${duration}s"
+sleep "$duration"
+echo 0 > "$T/tracing_on"
+touch "$scratch/stop"     # the workers finish their current step (untraced) and exit
+wait
+
+for c in "$T"/per_cpu/cpu*; do
+    say "$(basename "$c"): $(grep -E '^(entries|overrun|dropped events)' "$c/stats" | tr '\n' ' ')"
+done
+
+# --- save both forms from the same (stopped) buffer -----------------------------------------------
+say "saving the kernel text to $out/large.txt"
+cat "$T/trace" > "$out/large.txt.tmp" && mv "$out/large.txt.tmp" "$out/large.txt"
+say "extracting trace.dat v6 to $out/large.dat"
+trace-cmd extract --file-version 6 -o "$out/large.dat.tmp" >/dev/null 2>"$out/extract.log" \
+    || { cat "$out/extract.log" >&2; exit 1; }
+mv "$out/large.dat.tmp" "$out/large.dat"
+ls -l "$out/large.dat" "$out/large.txt" >&2
