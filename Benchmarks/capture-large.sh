@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Captures a LARGE real kernel trace for the benchmarks, in two forms holding the same events:
-#   OUT/large.dat  trace.dat v6 (uncompressed), from `trace-cmd extract`
+#   OUT/large.dat     trace.dat v6 (uncompressed), converted from large-v7.dat
+#   OUT/large-v7.dat  what `trace-cmd extract` writes (v7, zstd-compressed)
 #   OUT/large.txt  the kernel's own text (/sys/kernel/tracing/trace), read from the same buffer
 #
 # `trace-cmd record` does not work on this machine (it cannot write ftrace_enabled), so this script
 # drives tracefs directly: it enlarges the ring buffer, enables tracepoints (writeback, filemap,
 # ext4 writepages, sched, kmem page alloc/free, plus a stacktrace trigger on folio_wait_writeback),
-# runs a file-I/O workload for DURATION seconds, stops tracing, saves the text form first (reading
+# runs a file-I/O workload (io_workload.c pwrite + mmap, and a tree copy) for DURATION seconds, stops tracing, saves the text form first (reading
 # `trace` does not consume the buffer), then extracts the binary form (which consumes it), and
 # finally puts tracing back as it found it (events off, trigger removed, buffer cleared, buffer
 # size restored).
@@ -18,7 +19,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here/.work}
-duration=${2:-12}
+duration=${2:-8}
 buffer_kb=${BUFFER_KB:-200000}
 T=/sys/kernel/tracing
 
@@ -79,29 +80,22 @@ for e in "${events[@]}"; do
 done
 echo stacktrace > "$T/events/$stack_event/trigger" 2>/dev/null || say "no stacktrace trigger"
 
-# --- workload: dirty, fsync, copy and delete files for DURATION seconds ---------------------------
+# --- workload: dirty, fsync, re-dirty through a shared mapping, copy and delete files -------------
 rm -rf "$scratch"; mkdir -p "$scratch"
-writer() {  # write 32 MiB files with fsync, overwrite half in place, delete
-    local d=$scratch/w$1 i=0; mkdir -p "$d"
-    while [ ! -e "$scratch/stop" ]; do
-        dd if=/dev/zero of="$d/f$i" bs=1M count=32 conv=fsync status=none
-        dd if=/dev/urandom of="$d/f$i" bs=64k count=256 conv=notrunc,fdatasync status=none
-        [ $i -ge 3 ] && rm -f "$d/f$((i - 3))"
-        i=$((i + 1))
-    done
-}
+cc -O2 -o "$out/io_workload" "$here/io_workload.c"
 copier() {  # copy a tree of many small files, sync, read it back, delete
     local d=$scratch/c src=/usr/share/doc
     [ -d /usr/lib/python3 ] && src=/usr/lib/python3
     while [ ! -e "$scratch/stop" ]; do
-        cp -r "$src" "$d"; sync; cat $(find "$d" -type f | head -2000) >/dev/null 2>&1; rm -rf "$d"
+        cp -r "$src" "$d"; sync; find "$d" -type f -print0 | head -z -n 2000 | xargs -0 cat >/dev/null 2>&1
+        rm -rf "$d"
     done
 }
 echo 1 > "$T/tracing_on"
-writer 1 &
-writer 2 &
-copier &
 say "tracing a file-I/O workload for ${duration}s"
+"$out/io_workload" "$scratch" "$duration" pwrite >&2 &
+"$out/io_workload" "$scratch" "$duration" mmap >&2 &
+copier &
 sleep "$duration"
 echo 0 > "$T/tracing_on"
 touch "$scratch/stop"     # the workers finish their current step (untraced) and exit
@@ -114,8 +108,13 @@ done
 # --- save both forms from the same (stopped) buffer -----------------------------------------------
 say "saving the kernel text to $out/large.txt"
 cat "$T/trace" > "$out/large.txt.tmp" && mv "$out/large.txt.tmp" "$out/large.txt"
-say "extracting trace.dat v6 to $out/large.dat"
-trace-cmd extract --file-version 6 -o "$out/large.dat.tmp" >/dev/null 2>"$out/extract.log" \
+# `trace-cmd extract` (3.1.6) ignores --file-version; it writes its default form (v7, zstd when
+# available). The benchmark's main input is the uncompressed v6 twin made with `trace-cmd convert`.
+say "extracting to $out/large-v7.dat and converting to trace.dat v6 $out/large.dat"
+trace-cmd extract -o "$out/large-v7.dat.tmp" >"$out/extract.log" 2>&1 \
     || { cat "$out/extract.log" >&2; exit 1; }
+mv "$out/large-v7.dat.tmp" "$out/large-v7.dat"
+trace-cmd convert --file-version 6 --compression none -i "$out/large-v7.dat" -o "$out/large.dat.tmp" \
+    >>"$out/extract.log" 2>&1 || { cat "$out/extract.log" >&2; exit 1; }
 mv "$out/large.dat.tmp" "$out/large.dat"
-ls -l "$out/large.dat" "$out/large.txt" >&2
+ls -l "$out/large.dat" "$out/large-v7.dat" "$out/large.txt" >&2

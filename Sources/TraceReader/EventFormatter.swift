@@ -17,7 +17,9 @@ public enum EventFormatter {
             s += ":"
             switch f.value {
             case .signed(let v): s += String(v)
-            case .unsigned(let v): s += String(v)
+            case .unsigned(let v):
+                // Kernel addresses exceed JSON's exact integer range (2^53): write those as hex text.
+                s += v < 1 << 53 ? String(v) : "\"0x" + String(v, radix: 16) + "\""
             case .string(let v): appendJSONString(v, to: &s)
             case .array(let a): s += "[" + a.map { String($0) }.joined(separator: ",") + "]"
             }

@@ -24,21 +24,17 @@ public enum TraceInput {
             }
             return try TraceDatReader(path: path, attachStacks: attachStacks)
         }
-        #if NO_TEXT_READER
-        throw TraceError(file: path, "text reader not built")
-        #else
         let raw: ByteStream = PrefixedStream(prefix: head, rest: stream)
         if head.starts(with: gzipMagic) {
-            return TextTraceReader(stream: try GzipStream(source: raw, path: path), path: path)
+            return TextTraceReader(stream: try GzipStream(source: raw, path: path), path: path, attachStacks: attachStacks)
         }
         if head.starts(with: zstdMagic) {
-            return TextTraceReader(stream: try ZstdStream(source: raw, path: path), path: path)
+            return TextTraceReader(stream: try ZstdStream(source: raw, path: path), path: path, attachStacks: attachStacks)
         }
         if head.contains(0) {
             throw TraceError(file: path, offset: UInt64(head.firstIndex(of: 0)!),
                              "binary data: expected a trace.dat (magic 17 08 44 \"tracing\"), gzip, zstd or ftrace text")
         }
-        return TextTraceReader(stream: raw, path: path)
-        #endif
+        return TextTraceReader(stream: raw, path: path, attachStacks: attachStacks)
     }
 }

@@ -1,37 +1,75 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Reuses one `String` per distinct short byte sequence (comms, event names, field names), so the
 /// text readers do not allocate them again for every event.
 /// - Complexity: O(length) per lookup; holds at most `capacity * 3 / 4` entries, after which new
 ///   sequences are decoded without being kept.
 struct StringInterner {
-    private var keys: [[UInt8]]
+    /// Key bytes of all entries, back to back; slot `i` owns `arena[starts[i] ..< starts[i] + lengths[i]]`.
+    private var arena: [UInt8] = []
+    private var starts: [Int32]
+    private var lengths: [Int32]
     private var values: [String]
-    private var used: [Bool]
     private var count = 0
     private let mask: Int
-    let maxLength = 48
+    let maxLength = 64
 
     init(capacity: Int = 4096) {
         var size = 16
         while size < capacity { size <<= 1 }
-        keys = Array(repeating: [], count: size)
+        starts = Array(repeating: 0, count: size)
+        lengths = Array(repeating: -1, count: size)
         values = Array(repeating: "", count: size)
-        used = Array(repeating: false, count: size)
         mask = size - 1
+        arena.reserveCapacity(size * 16)
+    }
+
+    @inline(__always)
+    private static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        let raw = UnsafeRawPointer(bytes.baseAddress!)
+        let n = bytes.count
+        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(n)
+        var i = 0
+        while i + 8 <= n {
+            h = (h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xBF58_476D_1CE4_E5B9
+            h ^= h >> 31
+            i += 8
+        }
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        while i < n {
+            tail |= UInt64(bytes[i]) << shift
+            shift += 8
+            i += 1
+        }
+        h = (h ^ tail) &* 0x94D0_49BB_1331_11EB
+        return h ^ (h >> 29)
     }
 
     mutating func intern(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
-        guard bytes.count <= maxLength else { return String(decoding: bytes, as: UTF8.self) }
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        var slot = Int(truncatingIfNeeded: h ^ (h >> 29)) & mask
-        while used[slot] {
-            if keys[slot].withUnsafeBufferPointer({ $0.elementsEqual(bytes) }) { return values[slot] }
+        let n = bytes.count
+        guard n > 0 else { return "" }
+        guard n <= maxLength else { return String(decoding: bytes, as: UTF8.self) }
+        var slot = Int(truncatingIfNeeded: Self.hash(bytes)) & mask
+        while true {
+            let length = Int(lengths[slot])
+            if length < 0 { break }
+            if length == n {
+                let start = Int(starts[slot])
+                let same = arena.withUnsafeBufferPointer { memcmp($0.baseAddress! + start, bytes.baseAddress!, n) == 0 }
+                if same { return values[slot] }
+            }
             slot = (slot + 1) & mask
         }
         let s = String(decoding: bytes, as: UTF8.self)
         if count < (mask + 1) * 3 / 4 {
-            used[slot] = true
-            keys[slot] = Array(bytes)
+            starts[slot] = Int32(arena.count)
+            lengths[slot] = Int32(n)
+            arena.append(contentsOf: bytes)
             values[slot] = s
             count += 1
         }
