@@ -24,6 +24,7 @@ let package = Package(
             dependencies: [
                 "CTraceEvent", "CTraceEventPrint", "CZlib", "CZstd",
                 .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
         .target(name: "PinScope", dependencies: ["TraceReader"]),

@@ -289,12 +289,8 @@ final class LineReader {
     func nextLine<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) throws -> R? {
         while true {
             if let nl = buffer.withUnsafeBufferPointer({ buf -> Int? in
-                var i = start
-                while i < end {
-                    if buf[i] == 0x0A { return i }
-                    i += 1
-                }
-                return nil
+                guard start < end, let p = memchr(buf.baseAddress! + start, 0x0A, end - start) else { return nil }
+                return buf.baseAddress!.distance(to: p.assumingMemoryBound(to: UInt8.self))
             }) {
                 var lineEnd = nl
                 if lineEnd > start && buffer[lineEnd - 1] == 0x0D { lineEnd -= 1 }

@@ -1,50 +1,47 @@
+import DequeModule
+
 /// Joins kernel stack records to the event they belong to: the event just before them on the
 /// same CPU (the kernel records the stack right after the event). Events leave in their
 /// original order once no stack can follow them.
-/// - Complexity: O(pending) per event; pending is bounded by `limit`.
+/// - Complexity: O(1) amortized per event for few CPUs; at most `limit` events are held.
 struct StackAttacher {
-    private var pending: [RawEvent] = []
-    private var resolved: [Bool] = []
-    private var ready: [RawEvent] = []
-    private var readyIndex = 0
+    private struct Held {
+        var event: RawEvent
+        var resolved: Bool
+    }
+    private var pending = Deque<Held>()
+    private var ready = Deque<RawEvent>()
     let limit = 64
 
     /// Adds an event; `isStack` marks a stack record whose frames are in `event.stack`.
     mutating func add(_ event: RawEvent, isStack: Bool) {
         if isStack {
-            if let i = pending.lastIndex(where: { $0.cpu == event.cpu }), !resolved[i], pending[i].stack.isEmpty {
-                pending[i].stack = event.stack
-                resolved[i] = true
+            if let i = pending.lastIndex(where: { $0.event.cpu == event.cpu }),
+               !pending[i].resolved, pending[i].event.stack.isEmpty {
+                pending[i].event.stack = event.stack
+                pending[i].resolved = true
             } else {
-                pending.append(event)
-                resolved.append(true)
+                pending.append(Held(event: event, resolved: true))
             }
         } else {
-            for i in pending.indices where pending[i].cpu == event.cpu { resolved[i] = true }
-            pending.append(event)
-            resolved.append(false)
+            // A newer event on this CPU: no stack can follow the older ones any more.
+            for i in pending.indices where !pending[i].resolved && pending[i].event.cpu == event.cpu {
+                pending[i].resolved = true
+            }
+            pending.append(Held(event: event, resolved: false))
         }
-        if pending.count > limit { resolved[0] = true }
-        var n = 0
-        while n < pending.count && resolved[n] { n += 1 }
-        if n > 0 {
-            if readyIndex == ready.count { ready.removeAll(keepingCapacity: true); readyIndex = 0 }
-            ready.append(contentsOf: pending[0..<n])
-            pending.removeFirst(n)
-            resolved.removeFirst(n)
+        if pending.count > limit { pending[pending.startIndex].resolved = true }
+        while let first = pending.first, first.resolved {
+            ready.append(pending.removeFirst().event)
         }
     }
 
     /// Releases everything held (at the end of input).
     mutating func flush() {
-        ready.append(contentsOf: pending)
-        pending.removeAll()
-        resolved.removeAll()
+        while let h = pending.popFirst() { ready.append(h.event) }
     }
 
     mutating func next() -> RawEvent? {
-        guard readyIndex < ready.count else { return nil }
-        defer { readyIndex += 1 }
-        return ready[readyIndex]
+        ready.popFirst()
     }
 }
