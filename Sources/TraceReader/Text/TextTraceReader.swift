@@ -88,6 +88,10 @@ public final class TextTraceReader: RawEventSource {
                 endStack()
                 attacher.flush()
                 finished = true
+                if parsedLines == 0 && unparsableLines > 0 {
+                    warnings.append(TraceWarning(file: path, offset: 0, message:
+                        "no trace events in \(unparsableLines) lines: expected ftrace text (\"comm-pid [cpu] flags sec.usec: event: payload\"), trace-cmd report text, or a trace.dat"))
+                }
             }
         }
     }
