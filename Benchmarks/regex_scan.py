@@ -10,7 +10,8 @@ It does LESS work than PinScope: it keeps only the event name (not task, pid, CP
 fields), does not attach stacks to events, does not order CPUs by time, and does not decode any
 field.
 
-Usage: regex_scan.py FILE [-v]     prints "events: N" (and, with -v, the count per event name)
+Usage: regex_scan.py FILE [-v]     prints "events: N" (stack records included), "stack records: S"
+                                  and, with -v, the count per event name
 """
 import re
 import sys
@@ -54,6 +55,7 @@ def main() -> int:
                 other += 1
     total = sum(counts.values())
     print(f"events: {total}")
+    print(f"stack records: {counts['<stack trace>'] + counts['<user stack trace>']}")
     if other:
         print(f"unmatched lines: {other}")
     if "-v" in sys.argv[1:]:
