@@ -25,7 +25,9 @@ let package = Package(
                 "CTraceEvent", "CTraceEventPrint", "CZlib", "CZstd",
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "DequeModule", package: "swift-collections"),
-            ]
+            ],
+            // The per-record loop is hot: no dynamic exclusivity checks in release builds.
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
         .target(name: "PinScope", dependencies: ["TraceReader"]),
         .executableTarget(

@@ -23,12 +23,13 @@ final class CPUStream {
     /// File offset of the current page (for raw data) or of its chunk (compressed).
     private var blockFileOffset: UInt64 = 0
     private var pageLoaded = false
+    private var firstOfPage = false
     private var compressedScratch: [UInt8] = []
     private static let slack = 1 << 17
     private(set) var finished = false
 
-    // The current record.
-    var record = tep_record()
+    /// The current record, at a stable address for libtraceevent calls.
+    let record: UnsafeMutablePointer<tep_record>
     var timestamp: UInt64 = 0
 
     init(dat: TraceDatFile, data: TraceDatFile.CPUData, pageSize: Int, compressed: Bool) {
@@ -63,15 +64,18 @@ final class CPUStream {
             }
             end = stop
         }
-        record.cpu = Int32(cpu)
-        record.ref_count = 1
-        record.locked = 1
+        record = UnsafeMutablePointer<tep_record>.allocate(capacity: 1)
+        record.initialize(to: tep_record())
+        record.pointee.cpu = Int32(cpu)
+        record.pointee.ref_count = 1
+        record.pointee.locked = 1
         if !finished { advance() }
     }
 
     deinit {
         kbuffer_free(kbuf)
         block.deallocate()
+        record.deallocate()
     }
 
     /// Loads the next block of pages; false at the end of this CPU's data.
@@ -170,13 +174,14 @@ final class CPUStream {
                 var ts: UInt64 = 0
                 if let data = kbuffer_read_event(kbuf, &ts) {
                     let size = Int(kbuffer_event_size(kbuf))
-                    record.data = data
-                    record.size = Int32(size)
-                    record.record_size = kbuffer_curr_size(kbuf)
-                    record.missed_events = Int64(kbuffer_missed_events(kbuf))
-                    record.offset = pageOffset + UInt64(kbuffer_curr_offset(kbuf))
+                    record.pointee.data = data
+                    record.pointee.size = Int32(size)
+                    // Only a page's first record can carry missed events.
+                    record.pointee.missed_events = firstOfPage ? Int64(kbuffer_missed_events(kbuf)) : 0
+                    firstOfPage = false
+                    record.pointee.offset = pageOffset + UInt64(kbuffer_curr_offset(kbuf))
                     timestamp = dat.convertTimestamp(ts)
-                    record.ts = timestamp
+                    record.pointee.ts = timestamp
                     kbuffer_next_event(kbuf, nil)
                     if size <= 0 || size > pageSize {
                         dat.countCorruptRecord()
@@ -188,10 +193,11 @@ final class CPUStream {
             }
             guard loadPage() else {
                 finished = true
-                record.data = nil
+                record.pointee.data = nil
                 return
             }
             pageLoaded = true
+            firstOfPage = true
         }
     }
 }
@@ -200,7 +206,7 @@ final class CPUStream {
 /// `tracecmd_iterate_events`: ties go to the lower CPU.
 public final class TraceDatReader: RawEventSource {
     public let dat: TraceDatFile
-    private var streams: [CPUStream] = []
+    private var streams = ContiguousArray<CPUStream>()
     private var heap = Heap<HeapEntry>()
     private var current: Int = -1
     private let attachStacks: Bool
@@ -245,7 +251,7 @@ public final class TraceDatReader: RawEventSource {
     @inline(__always)
     public func nextRecord() -> UnsafeMutablePointer<tep_record>? {
         if current >= 0 {
-            let s = streams[current]
+            unowned(unsafe) let s = streams[current]
             s.advance()
             if s.finished {
                 _ = heap.removeMin()
@@ -256,7 +262,7 @@ public final class TraceDatReader: RawEventSource {
         }
         guard let top = heap.min else { return nil }
         current = top.index
-        return withUnsafeMutablePointer(to: &streams[current].record) { $0 }
+        return streams[current].record
     }
 
     /// Event type id of a record.

@@ -73,19 +73,23 @@ struct EventsCommand: ParsableCommand {
         var unknownLost = 0
         var total = 0
         if let dat = source as? TraceDatReader {
-            // Fast path: count by type id without decoding fields.
-            var byID: [Int32: Int] = [:]
+            // Fast path: count by type id (ids are 16-bit) without decoding fields.
+            var byID = [Int](repeating: 0, count: 1 << 16)
+            var byCPU = [Int](repeating: 0, count: 4096)
             while let rec = dat.nextRecord() {
-                byID[dat.eventID(of: rec), default: 0] += 1
-                perCPU[Int(rec.pointee.cpu), default: 0] += 1
+                byID[Int(UInt16(truncatingIfNeeded: dat.eventID(of: rec)))] &+= 1
+                byCPU[Int(rec.pointee.cpu) & 4095] &+= 1
                 let missed = rec.pointee.missed_events
-                if missed > 0 { lost += UInt64(missed) } else if missed < 0 { unknownLost += 1 }
-                total += 1
+                if missed != 0 {
+                    if missed > 0 { lost += UInt64(missed) } else { unknownLost += 1 }
+                }
+                total &+= 1
             }
-            for (id, n) in byID {
-                let name = dat.eventName(id: id).map { "\($0.system):\($0.name)" } ?? "unknown-\(id)"
+            for (id, n) in byID.enumerated() where n > 0 {
+                let name = dat.eventName(id: Int32(id)).map { "\($0.system):\($0.name)" } ?? "unknown-\(id)"
                 perEvent[name, default: 0] += n
             }
+            for (cpu, n) in byCPU.enumerated() where n > 0 { perCPU[cpu] = n }
         } else {
             while let e = try source.next() {
                 perEvent[e.system.isEmpty ? e.name : "\(e.system):\(e.name)", default: 0] += 1
