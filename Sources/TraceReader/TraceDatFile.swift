@@ -374,30 +374,27 @@ public final class TraceDatFile {
     }
 
     private func readKallsyms(_ c: inout ByteCursor) throws {
-        var text = try c.readSized(UInt32.self, "kallsyms")
-        if text.isEmpty { return }
-        text.append(0)
-        text.withUnsafeBufferPointer { buf in
-            buf.withMemoryRebound(to: CChar.self) { _ = tep_parse_kallsyms(tep, $0.baseAddress) }
-        }
+        try readText(&c, UInt32.self, "kallsyms") { tep_parse_kallsyms($0, $1) }
     }
 
     private func readPrintk(_ c: inout ByteCursor) throws {
-        var text = try c.readSized(UInt32.self, "printk formats")
-        if text.isEmpty { return }
-        text.append(0)
-        text.withUnsafeBufferPointer { buf in
-            buf.withMemoryRebound(to: CChar.self) { _ = tep_parse_printk_formats(tep, $0.baseAddress) }
-        }
+        try readText(&c, UInt32.self, "printk formats") { tep_parse_printk_formats($0, $1) }
     }
 
     private func readCmdlines(_ c: inout ByteCursor) throws {
-        var text = try c.readSized(UInt64.self, "saved cmdlines")
+        try readText(&c, UInt64.self, "saved cmdlines") { tep_parse_saved_cmdlines($0, $1) }
+    }
+
+    /// Reads a sized text block and hands it, NUL-terminated, to a libtraceevent parser.
+    private func readText<T: FixedWidthInteger>(_ c: inout ByteCursor, _ sizeType: T.Type, _ what: String,
+                                                _ parse: (OpaquePointer, UnsafePointer<CChar>) -> Int32) throws {
+        var text = try c.readSized(T.self, what)
         if text.isEmpty { return }
         text.append(0)
-        text.withUnsafeBufferPointer { buf in
-            buf.withMemoryRebound(to: CChar.self) { _ = tep_parse_saved_cmdlines(tep, $0.baseAddress) }
+        let rc = text.withUnsafeBufferPointer { buf in
+            buf.withMemoryRebound(to: CChar.self) { parse(tep, $0.baseAddress!) }
         }
+        if rc != 0 { anomalies.count("\(what) not parsed by libtraceevent", .error, at: path) }
     }
 
     /// Whether trace-cmd prints timestamps as seconds.microseconds (ns clocks) or raw counts.
