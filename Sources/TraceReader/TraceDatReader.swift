@@ -11,6 +11,7 @@ final class CPUStream {
     private let pageSize: Int
     private let compressed: Bool
     private let kbuf: OpaquePointer
+    private let commitSize: Int
     /// Next file offset to read from, and where this CPU's data ends.
     private var fileOffset: UInt64
     private let end: UInt64
@@ -39,6 +40,7 @@ final class CPUStream {
         self.compressed = compressed
         let longSize = tep_get_header_page_size(dat.tep) == 4 ? KBUFFER_LSIZE_4 : KBUFFER_LSIZE_8
         kbuf = kbuffer_alloc(longSize, dat.bigEndian ? KBUFFER_ENDIAN_BIG : KBUFFER_ENDIAN_LITTLE)
+        commitSize = tep_get_header_page_size(dat.tep) == 4 ? 4 : 8
         if tep_is_old_format(dat.tep) { kbuffer_set_old_format(kbuf) }
         fileOffset = data.offset
         blockCapacity = pageSize * 64
@@ -153,7 +155,8 @@ final class CPUStream {
             pageIndex += 1
             if kbuffer_load_subbuffer(kbuf, page) < 0 { continue }
             let size = Int(kbuffer_subbuffer_size(kbuf))
-            if size + Int(kbuffer_start_of_data(kbuf)) > pageSize {
+            // The sub-buffer header is a u64 timestamp and the commit word (header_page format).
+            if size + 8 + commitSize > pageSize {
                 dat.warn(pageOffset, "CPU \(cpu): corrupt page header: commit size \(size) exceeds the \(pageSize)-byte page; page skipped")
                 dat.countCorruptPage()
                 continue
