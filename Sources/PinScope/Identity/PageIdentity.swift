@@ -33,10 +33,10 @@ public struct PageIdentity: Sendable {
     mutating func observe(_ e: RawEvent) {
         switch e.name {
         case "mm_filemap_add_to_page_cache":
-            guard let pfn = e.u("pfn"), let ino = e.u("i_ino") ?? e.u("ino"), let index = e.u("index") ?? e.u("ofs").map({ $0 / 4096 }) else { return }
+            guard let pfn = e.u("pfn"), let ino = e.filemapIno, let index = e.filemapIndex else { return }
             if fileToPfn.count < tableLimit { fileToPfn[FileKey(ino: ino, index: index)] = pfn }
         case "mm_filemap_delete_from_page_cache":
-            guard let ino = e.u("i_ino") ?? e.u("ino"), let index = e.u("index") ?? e.u("ofs").map({ $0 / 4096 }) else { return }
+            guard let ino = e.filemapIno, let index = e.filemapIndex else { return }
             fileToPfn[FileKey(ino: ino, index: index)] = nil
         case "folio_mark_dirty", "folio_mkclean", "__folio_start_writeback", "folio_end_writeback", "folio_clear_dirty_for_io":
             guard let ptr = e.u("folio"), let mapping = e.u("mapping"), let index = e.u("index") else { return }

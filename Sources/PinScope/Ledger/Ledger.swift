@@ -40,7 +40,7 @@ public struct Ledger {
     /// Releases with no acquire seen (the trace may have started while they were held).
     public private(set) var releasesWithoutAcquire = 0
     public private(set) var maxHoldsOnOnePage = 0
-    /// Completed pin lifetimes, for statistics (bounded reservoir of the most recent).
+    /// Completed pin lifetimes: how many, their total duration, and the longest.
     public private(set) var lifetimeCount = 0
     public private(set) var totalPinNs: UInt64 = 0
     public private(set) var longestPin: PinLifetime?

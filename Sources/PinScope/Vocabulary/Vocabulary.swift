@@ -56,7 +56,7 @@ public struct Vocabulary {
         case "mm_filemap_add_to_page_cache", "mm_filemap_delete_from_page_cache":
             guard let pfn = e.u("pfn") else { return miss(e) }
             emit(PageEvent(kind: e.name.hasSuffix("add_to_page_cache") ? .cacheAdd : .cacheDelete, from: e,
-                           page: .pfn(pfn), api: e.name, index: e.u("index") ?? e.u("ofs").map { $0 / 4096 }))
+                           page: .pfn(pfn), api: e.name, index: e.filemapIndex))
             count("tracepoints")
         case "writeback_dirty_folio", "writeback_dirty_page":
             guard let ino = e.u("ino"), let index = e.u("index") else { return miss(e) }
@@ -72,9 +72,7 @@ public struct Vocabulary {
     }
 
     private func isPin(_ flags: UInt64?) -> Bool {
-        guard let flags else { return false }
-        if let foll { return foll.decode(flags).flags.contains(.pin) }
-        return false
+        follFlags(flags)?.contains(.pin) ?? false
     }
 
     private mutating func miss(_ e: RawEvent) {
@@ -88,4 +86,9 @@ extension RawEvent {
     /// A field as an unsigned integer (binary fields, or text printed as decimal or 0x-hex).
     func u(_ name: String) -> UInt64? { self[field: name]?.unsignedValue }
     func s(_ name: String) -> Int64? { self[field: name]?.signedValue }
+
+    /// The inode of a `filemap:` event (`i_ino` in the binary format, `ino` elsewhere).
+    var filemapIno: UInt64? { u("i_ino") ?? u("ino") }
+    /// The page index of a `filemap:` event: `index`, or the byte offset `ofs` in 4 KiB pages.
+    var filemapIndex: UInt64? { u("index") ?? u("ofs").map { $0 / 4096 } }
 }
