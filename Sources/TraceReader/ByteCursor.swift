@@ -32,9 +32,6 @@ struct ByteCursor {
 
     var fileOffset: UInt64 { base + UInt64(position) }
 
-    /// Bytes left in an in-memory block.
-    var bufferedRemaining: Int { bytes.count - position }
-
     func error(_ message: String) -> TraceError {
         TraceError(file: file, offset: fileOffset, message)
     }

@@ -68,16 +68,12 @@ public enum EventFormatter {
         let usec = (e.timestampNs % 1_000_000_000 + 500) / 1000
         let (s, u) = usec >= 1_000_000 ? (sec + 1, usec - 1_000_000) : (sec, usec)
         let frac = String(u)
-        var line = pad(e.comm, 16) + "-" + String(e.pid).padding(5) + " [" + zeroPad(e.cpu, 3) + "] "
-        line += pad(String(s), 5) + "." + String(repeating: "0", count: 6 - frac.count) + frac + ": "
+        var line = e.comm.leftPadded(16) + "-" + String(e.pid).padding(5) + " [" + zeroPad(e.cpu, 3) + "] "
+        line += String(s).leftPadded(5) + "." + String(repeating: "0", count: 6 - frac.count) + frac + ": "
         line += e.name + ": "
         if e.name.count < 20 { line += String(repeating: " ", count: 20 - e.name.count) }
         line += e.payload ?? e.fields.map { " \($0.name)=\($0.value)" }.joined()
         return line
-    }
-
-    private static func pad(_ s: String, _ width: Int) -> String {
-        s.count >= width ? s : String(repeating: " ", count: width - s.count) + s
     }
 
     private static func zeroPad(_ v: Int, _ width: Int) -> String {
@@ -87,6 +83,11 @@ public enum EventFormatter {
 }
 
 extension String {
+    /// Right-aligned in `width` columns (printf's `%*s`).
+    public func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+
     func padding(_ width: Int) -> String {
         count >= width ? self : self + String(repeating: " ", count: width - count)
     }

@@ -112,9 +112,3 @@ struct EventsCommand: ParsableCommand {
         }
     }
 }
-
-extension String {
-    func leftPadded(_ width: Int) -> String {
-        count >= width ? self : String(repeating: " ", count: width - count) + self
-    }
-}
