@@ -12,7 +12,7 @@ struct PinScopeCommand: ParsableCommand {
         commandName: "pinscope",
         abstract: "Rebuild the life of every page pin in a kernel trace and flag the ones that corrupt data.",
         version: PinScopeVersion.string,
-        subcommands: [EventsCommand.self]
+        subcommands: [AnalyzeCommand.self, ExplainCommand.self, ProfilesCommand.self, EventsCommand.self]
     )
 }
 

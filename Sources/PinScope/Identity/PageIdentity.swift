@@ -13,7 +13,9 @@ public struct PageIdentity: Sendable {
     public private(set) var calibrations = 0
     private var candidate: UInt64?
     private var fileToPfn: [FileKey: UInt64] = [:]
+    private var pfnToFile: [UInt64: (dev: UInt64?, file: FileKey)] = [:]
     private var mappingToIno: [UInt64: UInt64] = [:]
+    private var inoDev: [UInt64: UInt64] = [:]
     /// The last folio kprobe per CPU: (pointer, mapping, index, ts).
     private var lastFolio: [Int: (ptr: UInt64, mapping: UInt64, index: UInt64, ts: UInt64)] = [:]
     /// The last writeback_dirty_folio per CPU: (ino, index, ts).
@@ -23,6 +25,34 @@ public struct PageIdentity: Sendable {
     struct FileKey: Hashable { var ino: UInt64; var index: UInt64 }
 
     public init() {}
+
+    /// The canonical key for a page: its pfn whenever the trace so far can tell it.
+    public func resolve(_ ref: PageRef, mapping: UInt64? = nil, index: UInt64? = nil) -> PageRef {
+        switch ref {
+        case .pointer(let p):
+            if let pfn = pfn(ofPointer: p) { return .pfn(pfn) }
+            if let mapping, let index, let ino = mappingToIno[mapping], let pfn = fileToPfn[FileKey(ino: ino, index: index)] {
+                return .pfn(pfn)
+            }
+            return ref
+        case .file(let ino, let index):
+            return fileToPfn[FileKey(ino: ino, index: index)].map { .pfn($0) } ?? ref
+        case .pfn, .range:
+            return ref
+        }
+    }
+
+    /// The `struct page *` of a pfn, once calibrated.
+    public func pointer(ofPfn pfn: UInt64) -> UInt64? { vmemmapBase.map { $0 &+ pfn &* structPageSize } }
+
+    /// What the page cache said of a pfn: (dev, ino, index).
+    public func file(ofPfn pfn: UInt64) -> (dev: UInt64?, ino: UInt64, index: UInt64)? {
+        pfnToFile[pfn].map { ($0.dev, $0.file.ino, $0.file.index) }
+    }
+
+    /// The inode behind an address_space pointer, once tied by events.
+    public func ino(ofMapping mapping: UInt64) -> UInt64? { mappingToIno[mapping] }
+    public func dev(ofIno ino: UInt64) -> UInt64? { inoDev[ino] }
 
     /// The pfn a pointer names, once calibrated.
     public func pfn(ofPointer p: UInt64) -> UInt64? {
@@ -34,10 +64,16 @@ public struct PageIdentity: Sendable {
         switch e.name {
         case "mm_filemap_add_to_page_cache":
             guard let pfn = e.u("pfn"), let ino = e.filemapIno, let index = e.filemapIndex else { return }
-            if fileToPfn.count < tableLimit { fileToPfn[FileKey(ino: ino, index: index)] = pfn }
+            let key = FileKey(ino: ino, index: index)
+            let dev = e.filemapDev
+            if fileToPfn.count < tableLimit {
+                fileToPfn[key] = pfn
+                pfnToFile[pfn] = (dev, key)
+            }
+            if let dev, inoDev.count < tableLimit { inoDev[ino] = dev }
         case "mm_filemap_delete_from_page_cache":
             guard let ino = e.filemapIno, let index = e.filemapIndex else { return }
-            fileToPfn[FileKey(ino: ino, index: index)] = nil
+            if let pfn = fileToPfn.removeValue(forKey: FileKey(ino: ino, index: index)) { pfnToFile[pfn] = nil }
         case "folio_mark_dirty", "folio_mkclean", "__folio_start_writeback", "folio_end_writeback", "folio_clear_dirty_for_io":
             guard let ptr = e.u("folio"), let mapping = e.u("mapping"), let index = e.u("index") else { return }
             lastFolio[e.cpu] = (ptr, mapping, index, e.timestampNs)

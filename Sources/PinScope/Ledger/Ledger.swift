@@ -1,5 +1,33 @@
 import TraceReader
 
+/// One event as evidence: when, where, what, who.
+public struct Evidence: Sendable {
+    public var timestampNs: UInt64
+    public var cpu: Int
+    public var pid: Int32
+    public var comm: String
+    public var event: String
+    public var call: String?
+    public var detail: String?
+    public var locator: TraceLocator
+
+    public init(_ e: PageEvent, detail: String? = nil) {
+        timestampNs = e.timestampNs
+        cpu = e.cpu
+        pid = e.pid
+        comm = e.comm
+        event = e.api
+        call = e.call
+        self.detail = detail ?? e.detail
+        locator = e.locator
+    }
+}
+
+/// What memory backs a page: only block-backed file pages are written back to a device.
+public enum Backing: String, Sendable {
+    case anon, shmem, hugetlb, blockFile = "file", file = "file (unknown fs)", unknown
+}
+
 /// A reference held on a page: a FOLL_PIN pin or a FOLL_GET reference.
 public struct Hold: Sendable {
     public var kind: PageEventKind  // .pin or .get
@@ -7,91 +35,275 @@ public struct Hold: Sendable {
     public var comm: String
     public var acquiredNs: UInt64
     public var gupFlags: UInt64?
+    public var follFlags: FollFlags?
     public var api: String
+    public var call: String?
     public var caller: String?
-    public var locator: TraceLocator
+    public var driver: Attribution?
+    public var bio: UInt64?
+    public var acquire: Evidence
+    /// The acquire came after lost events, or its window has them.
+    public var uncertain: Bool
+    /// Writeback cycles of the page this hold was already reported crossing.
+    public var flaggedCycle: Int = -1
+
+    public var isWrite: Bool { follFlags?.contains(.write) ?? false }
+    public var isLongterm: Bool { follFlags?.contains(.longterm) ?? false }
 }
 
 /// The life of one pin: acquire, release, and how it was released.
 public struct PinLifetime: Sendable {
     public var hold: Hold
-    public var releasedNs: UInt64
-    public var releaseAPI: String
+    public var release: Evidence
+    public var releasedNs: UInt64 { release.timestampNs }
+    public var releaseAPI: String { release.call ?? release.event }
     public var durationNs: UInt64 { releasedNs &- hold.acquiredNs }
 }
 
-/// Per-page state rebuilt from PageEvents: references outstanding, writeback, dirty/clean epochs.
-/// - Complexity: memory follows pages with something outstanding; a page whose references are
-///   all released and that is not under writeback is dropped.
+/// Per-page state rebuilt from PageEvents: references outstanding, writeback, dirty/clean epochs,
+/// backing, and every key the page is known by.
+/// - Complexity: memory follows live pages: a page with nothing outstanding is dropped, and a
+///   page leaves when it is freed or deleted from the page cache.
 public struct Ledger {
     public struct PageState: Sendable {
         public var holds: [Hold] = []
         public var underWriteback = false
-        public var lastCleanNs: UInt64?
-        public var lastDirtyNs: UInt64?
-        var isIdle: Bool { holds.isEmpty && !underWriteback && lastCleanNs == nil }
+        /// Writeback cycles seen (a clean or a writeback start outside one opens a new cycle).
+        public var cycle = 0
+        var inCycle = false
+        /// The clean (mkclean, clear-dirty-for-io, writepages range) since the last dirtying.
+        public var cleanedBy: Evidence?
+        /// Last time a write-capable reference was taken: a FOLL_WRITE grab, or a GUP-time fault
+        /// dirtying the page (all a tracepoint-only trace shows of a GUP).
+        public var lastWriteReference: Evidence?
+        public var lastWriteReferenceOwner: Hold?
+        /// The page was born in the trace (added to the page cache, or freed and reused): no
+        /// reference on it can predate the trace.
+        public var bornInTrace = false
+        public var backing: Backing = .unknown
+        public var pointer: UInt64?
+        public var mapping: UInt64?
+        public var ino: UInt64?
+        public var index: UInt64?
+        public var dev: UInt64?
+        public var order: Int?
+        /// The last dirtying from an mmu-notifier callback, and the cycle it was in.
+        public var notifierDirty: (evidence: Evidence, cycle: Int)?
+
+        var isIdle: Bool { holds.isEmpty && !underWriteback && lastWriteReference == nil && notifierDirty == nil }
     }
 
     public private(set) var pages: [PageRef: PageState] = [:]
+    /// Pages of each inode the ledger tracks by (ino, index), for range events.
+    private var pagesOfIno: [UInt64: Set<PageRef>] = [:]
     public private(set) var pinsAcquired = 0
     public private(set) var pinsReleased = 0
     public private(set) var getsAcquired = 0
     public private(set) var getsReleased = 0
+    public private(set) var longtermPins = 0
+    /// FOLL_GET references dropped where no probe sees it (6.1 inline put_page): removed when the
+    /// page is freed, or when their bio completes.
+    public private(set) var getsExpired = 0
     /// Releases with no acquire seen (the trace may have started while they were held).
     public private(set) var releasesWithoutAcquire = 0
     public private(set) var maxHoldsOnOnePage = 0
-    /// Completed pin lifetimes: how many, their total duration, and the longest.
+    public private(set) var pagesEverPinned = Set<PageRef>()
+    /// Completed pin lifetimes: how many, their total duration, the longest, and a histogram.
     public private(set) var lifetimeCount = 0
     public private(set) var totalPinNs: UInt64 = 0
     public private(set) var longestPin: PinLifetime?
+    /// Lifetimes by power-of-ten bucket: [<1us, <10us, ... , <100s, >=100s].
+    public private(set) var durationHistogram = [Int](repeating: 0, count: 10)
+    public private(set) var peakLivePages = 0
 
     public init() {}
 
-    /// Applies one event; `onRelease` sees each completed pin lifetime.
-    public mutating func apply(_ e: PageEvent, onRelease: (PinLifetime) -> Void = { _ in }) {
+    public subscript(page: PageRef) -> PageState? { pages[page] }
+
+    /// Applies one event. `onRelease` sees each completed pin lifetime.
+    public mutating func apply(_ e: PageEvent, follFlags: FollFlags?, pageFlagLayout: PageFlagLayout?,
+                               onRelease: (PinLifetime) -> Void = { _ in }) {
+        if case .range = e.page { return }
+        if e.kind == .cleanRange {
+            applyRange(e)
+            return
+        }
+        if e.kind == .migrateFail { return }
+        var state = pages[e.page] ?? PageState()
+        learnKeys(e, &state, pageFlagLayout)
         switch e.kind {
         case .pin, .get:
-            var state = pages[e.page, default: PageState()]
-            let hold = Hold(kind: e.kind, pid: e.pid, comm: e.comm, acquiredNs: e.timestampNs, gupFlags: e.gupFlags,
-                            api: e.api, caller: e.caller, locator: e.locator)
-            for _ in 0..<max(1, e.refs) { state.holds.append(hold) }
-            if e.kind == .pin { pinsAcquired += max(1, e.refs) } else { getsAcquired += max(1, e.refs) }
+            var hold = Hold(kind: e.kind, pid: e.pid, comm: e.comm, acquiredNs: e.timestampNs, gupFlags: e.gupFlags,
+                            follFlags: follFlags, api: e.api, call: e.call, caller: e.caller, driver: e.driver, bio: e.bio,
+                            acquire: Evidence(e), uncertain: e.afterLostEvents)
+            let n = max(1, e.refs)
+            if hold.isWrite {
+                state.lastWriteReference = Evidence(e)
+                state.lastWriteReferenceOwner = hold
+            }
+            if hold.kind == .pin {
+                pinsAcquired += n
+                pagesEverPinned.insert(e.page)
+                if hold.isLongterm { longtermPins += n }
+            } else {
+                getsAcquired += n
+            }
+            hold.flaggedCycle = -1
+            for _ in 0..<n { state.holds.append(hold) }
             maxHoldsOnOnePage = max(maxHoldsOnOnePage, state.holds.count)
-            pages[e.page] = state
         case .unpin, .put:
             let wanted: PageEventKind = e.kind == .unpin ? .pin : .get
-            guard var state = pages[e.page] else {
-                releasesWithoutAcquire += max(1, e.refs)
-                return
-            }
             for _ in 0..<max(1, e.refs) {
-                guard let i = state.holds.firstIndex(where: { $0.kind == wanted }) else {
-                    releasesWithoutAcquire += 1
+                // Prefer the matching kind; a mismatched release still ends a hold (release-mismatch).
+                let i = state.holds.firstIndex(where: { $0.kind == wanted })
+                    ?? (e.inferred ? nil : state.holds.firstIndex(where: { $0.kind != wanted }))
+                guard let i else {
+                    if !e.inferred { releasesWithoutAcquire += 1 }
                     continue
                 }
                 let hold = state.holds.remove(at: i)
-                if wanted == .pin {
+                if hold.kind == .pin {
                     pinsReleased += 1
-                    let life = PinLifetime(hold: hold, releasedNs: e.timestampNs, releaseAPI: e.api)
+                    let life = PinLifetime(hold: hold, release: Evidence(e))
                     lifetimeCount += 1
                     totalPinNs &+= life.durationNs
+                    durationHistogram[Self.bucket(life.durationNs)] += 1
                     if life.durationNs > (longestPin?.durationNs ?? 0) { longestPin = life }
                     onRelease(life)
                 } else {
                     getsReleased += 1
                 }
             }
-            store(e.page, state)
+        case .markDirty:
+            if e.dirtySource == .gupFault {
+                state.lastWriteReference = Evidence(e)
+            }
+            if e.dirtySource == .notifier {
+                state.notifierDirty = (Evidence(e), state.cycle)
+            }
+            if e.dirtySource != .writeback { state.cleanedBy = nil }
+            state.inCycle = state.underWriteback
+        case .mkclean, .cleanForIO:
+            openCycle(&state)
+            state.cleanedBy = Evidence(e)
         case .writebackStart:
-            var state = pages[e.page, default: PageState()]
+            openCycle(&state)
             state.underWriteback = true
-            pages[e.page] = state
         case .writebackEnd:
-            guard var state = pages[e.page] else { return }
             state.underWriteback = false
-            store(e.page, state)
+        case .cacheAdd:
+            state.bornInTrace = true
+        case .freed, .cacheDelete:
+            // The page is gone (or leaves the cache): references the trace could not see dropped went with it.
+            let gets = state.holds.filter { $0.kind == .get }.count
+            getsExpired += gets
+            if e.kind == .freed || state.holds.isEmpty {
+                drop(e.page, state)
+                if e.kind == .freed {
+                    var reborn = PageState()
+                    reborn.bornInTrace = true
+                    reborn.pointer = state.pointer
+                    pages[e.page] = reborn.isIdle ? nil : reborn
+                }
+                return
+            }
         default:
-            return
+            break
+        }
+        store(e.page, state)
+    }
+
+    /// A writepages pass over [index, lastIndex] of an inode cleans the dirty pages it covers.
+    private mutating func applyRange(_ e: PageEvent) {
+        guard let ino = e.ino, let first = e.index, let last = e.lastIndex else { return }
+        for key in pagesOfIno[ino] ?? [] {
+            guard var state = pages[key], let index = state.index, index >= first, index <= last else { continue }
+            openCycle(&state)
+            state.cleanedBy = Evidence(e)
+            pages[key] = state
+        }
+    }
+
+    private func openCycle(_ state: inout PageState) {
+        if !state.inCycle {
+            state.cycle += 1
+            state.inCycle = true
+        }
+    }
+
+    private mutating func learnKeys(_ e: PageEvent, _ state: inout PageState, _ layout: PageFlagLayout?) {
+        if case .pointer(let p) = e.page { state.pointer = p }
+        if let m = e.mapping, m != 0 { state.mapping = m }
+        if let ino = e.ino, state.ino != ino {
+            state.ino = ino
+            pagesOfIno[ino, default: []].insert(e.page)
+        }
+        if case .file(let ino, let index) = e.page, state.ino == nil {
+            state.ino = ino
+            state.index = index
+            pagesOfIno[ino, default: []].insert(e.page)
+        }
+        if let index = e.index, e.kind != .cleanRange, state.mapping.map({ $0 & 1 == 0 }) ?? true { state.index = index }
+        if let dev = e.dev { state.dev = dev }
+        if let order = e.order { state.order = order }
+        state.backing = Self.backing(state, pageFlags: e.pageFlags, layout: layout)
+    }
+
+    /// Backing from the mapping pointer (PAGE_MAPPING_ANON), PG_swapbacked, and the device the
+    /// page cache named (major 0 = an in-memory filesystem).
+    static func backing(_ s: PageState, pageFlags: UInt64?, layout: PageFlagLayout?) -> Backing {
+        if let m = s.mapping, m & 1 != 0 { return .anon }
+        if let dev = s.dev { return dev >> 20 == 0 ? .shmem : .blockFile }
+        if let flags = pageFlags, let layout, s.mapping != nil {
+            return flags & layout.swapBacked != 0 ? .shmem : (s.backing == .blockFile ? .blockFile : .file)
+        }
+        if s.ino != nil && s.backing == .unknown { return .file }
+        return s.backing
+    }
+
+    /// Tells the ledger that a page's device/backing is known (from the identity resolver).
+    public mutating func learnDevice(_ page: PageRef, dev: UInt64?, ino: UInt64?, index: UInt64?) {
+        guard var state = pages[page] else { return }
+        if let dev { state.dev = dev }
+        if let ino, state.ino == nil {
+            state.ino = ino
+            pagesOfIno[ino, default: []].insert(page)
+        }
+        if let index, state.index == nil { state.index = index }
+        state.backing = Self.backing(state, pageFlags: nil, layout: nil)
+        pages[page] = state
+    }
+
+    /// Marks the reported writeback cycle on a page's holds.
+    mutating func markFlagged(_ page: PageRef, holdAt i: Int, cycle: Int) {
+        pages[page]?.holds[i].flaggedCycle = cycle
+    }
+
+    /// Moves a page's state from one key to another (a pointer resolved to a pfn).
+    public mutating func merge(_ from: PageRef, into to: PageRef) {
+        guard from != to, let old = pages.removeValue(forKey: from) else { return }
+        if let ino = old.ino { pagesOfIno[ino]?.remove(from); pagesOfIno[ino, default: []].insert(to) }
+        if pagesEverPinned.remove(from) != nil { pagesEverPinned.insert(to) }
+        if var existing = pages[to] {
+            existing.holds += old.holds
+            existing.underWriteback = existing.underWriteback || old.underWriteback
+            existing.cleanedBy = existing.cleanedBy ?? old.cleanedBy
+            existing.lastWriteReference = existing.lastWriteReference ?? old.lastWriteReference
+            existing.pointer = existing.pointer ?? old.pointer
+            existing.mapping = existing.mapping ?? old.mapping
+            existing.ino = existing.ino ?? old.ino
+            existing.index = existing.index ?? old.index
+            existing.bornInTrace = existing.bornInTrace || old.bornInTrace
+            pages[to] = existing
+        } else {
+            pages[to] = old
+        }
+    }
+
+    /// Re-keys every page `f` gives a new key for (after the vmemmap base is calibrated).
+    public mutating func rekey(_ f: (PageRef) -> PageRef?) {
+        for key in Array(pages.keys) {
+            if let to = f(key) { merge(key, into: to) }
         }
     }
 
@@ -99,6 +311,23 @@ public struct Ledger {
     public var outstanding: Int { pages.values.reduce(0) { $0 + $1.holds.count } }
 
     private mutating func store(_ key: PageRef, _ state: PageState) {
-        pages[key] = state.isIdle ? nil : state
+        if state.isIdle && !state.bornInTrace && state.cleanedBy == nil {
+            drop(key, state)
+        } else {
+            pages[key] = state
+            peakLivePages = max(peakLivePages, pages.count)
+        }
+    }
+
+    private mutating func drop(_ key: PageRef, _ state: PageState) {
+        pages[key] = nil
+        if let ino = state.ino { pagesOfIno[ino]?.remove(key) }
+    }
+
+    static func bucket(_ ns: UInt64) -> Int {
+        var b = 0
+        var limit: UInt64 = 1000
+        while b < 9 && ns >= limit { b += 1; limit &*= 10 }
+        return b
     }
 }

@@ -2,28 +2,52 @@ import TraceReader
 
 /// The canonical events the pin model is built from, whatever the trace called them.
 public enum PageEventKind: String, Sendable, CaseIterable {
-    case pin, unpin, get, put, refMod, markDirty, mkclean, cleanForIO, mkwrite
-    case writebackStart, writebackEnd, waitWriteback, cacheAdd, cacheDelete
+    case pin, unpin, get, put, refMod, markDirty, mkclean, cleanForIO, cleanRange, mkwrite
+    case writebackStart, writebackEnd, waitWriteback, cacheAdd, cacheDelete, freed
     case invalidateStart, invalidateEnd, migrateFail
 }
 
 /// What names a page. Keys, strongest first: pfn; `struct page`/folio pointer (converted to a pfn
-/// once the vmemmap base is known); (dev, inode, index) for page-cache pages.
+/// once the vmemmap base is known); (dev, inode, index) for page-cache pages; (mm, range) for
+/// notifier ranges.
 public enum PageRef: Hashable, Sendable, CustomStringConvertible {
     case pfn(UInt64)
     case pointer(UInt64)
-    case file(dev: UInt64?, ino: UInt64, index: UInt64)
+    case file(ino: UInt64, index: UInt64)
     case range(mm: UInt64, start: UInt64, end: UInt64)
 
     public var description: String {
         switch self {
         case .pfn(let p): return "pfn 0x" + String(p, radix: 16)
         case .pointer(let p): return "page 0x" + String(p, radix: 16)
-        case .file(let dev, let ino, let index):
-            return "ino \(ino)\(dev.map { " dev \($0 >> 20):\($0 & 0xfffff)" } ?? "") index \(index)"
+        case .file(let ino, let index): return "ino \(ino) index \(index)"
         case .range(let mm, let start, let end):
             return "mm 0x\(String(mm, radix: 16)) [0x\(String(start, radix: 16)), 0x\(String(end, radix: 16)))"
         }
+    }
+}
+
+/// Who dirtied a page, told from the event's kernel stack or the call it happened in.
+public enum DirtySource: String, Sendable {
+    /// GUP faulting the page in for write (`__get_user_pages` → `handle_mm_fault` → `page_mkwrite`):
+    /// the filesystem was told; a GUP reference is being taken.
+    case gupFault
+    /// Direct-I/O completion dirtying the pages it read into (`__bio_release_pages`, `bio_dirty_fn`).
+    case bioCompletion
+    /// A direct-I/O read marking the pages it will fill dirty at submission (`bio_set_pages_dirty`).
+    case bioSubmit
+    /// A pin holder releasing with `unpin_user_page*_dirty_lock(make_dirty)` or `set_page_dirty_lock`.
+    case pinRelease
+    /// A secondary MMU (KVM) dirtying from an mmu-notifier callback.
+    case notifier
+    /// Writeback itself re-dirtying (`folio_clear_dirty_for_io`, `redirty_page_for_writepage`).
+    case writeback
+    /// Anything else: a CPU write fault (`page_mkwrite`), `write(2)`, buffer heads, ...
+    case other
+
+    /// Dirtying by a GUP reference holder, which the filesystem did not see coming.
+    public var isByReferenceHolder: Bool {
+        self == .bioCompletion || self == .bioSubmit || self == .pinRelease || self == .notifier
     }
 }
 
@@ -35,22 +59,42 @@ public struct PageEvent: Sendable {
     public var pid: Int32
     public var comm: String
     public var page: PageRef
-    /// Other keys the same event gives for the page (e.g. mapping/index beside the pointer).
+    /// Other keys the same event gives for the page.
     public var mapping: UInt64?
+    public var ino: UInt64?
     public var index: UInt64?
+    public var dev: UInt64?
+    /// Last page index of a `cleanRange` (inclusive).
+    public var lastIndex: UInt64?
     /// References taken or dropped (pins count 1 each, whatever the refcount bias).
     public var refs: Int
     /// GUP flags as the kernel passed them (decode with `FollFlagLayout`).
     public var gupFlags: UInt64?
-    /// The kernel function the event came from (the probe or tracepoint) and its caller.
+    /// struct page flags, refcount and (large folios only) pin count, when the event read them.
+    public var pageFlags: UInt64?
+    public var refcount: Int64?
+    public var pincount: Int64?
+    public var order: Int?
+    /// The kernel function the event came from (the probe or tracepoint), the public API call it
+    /// happened in (e.g. `pin_user_pages_remote`) and that call's caller.
     public var api: String
+    public var call: String?
     public var caller: String?
+    public var driver: Attribution?
+    public var dirtySource: DirtySource?
+    /// The direct-I/O bio a reference belongs to, when the trace ties them.
+    public var bio: UInt64?
     public var stack: [StackFrame]
     public var locator: TraceLocator
-    /// The raw event lost events just before it on its CPU.
+    /// The raw event came right after lost events on its CPU.
     public var afterLostEvents: Bool
+    /// Free text for the evidence line (e.g. a migrate reason).
+    public var detail: String?
+    /// Not seen in the trace but implied by an event that was (a bio's completion releasing the
+    /// FOLL_GET references its submission dirtied).
+    public var inferred = false
 
-    public init(kind: PageEventKind, from e: RawEvent, page: PageRef, api: String, refs: Int = 1,
+    public init(kind: PageEventKind, from e: RawEvent, page: PageRef, api: String? = nil, refs: Int = 1,
                 gupFlags: UInt64? = nil, mapping: UInt64? = nil, index: UInt64? = nil) {
         self.kind = kind
         timestampNs = e.timestampNs
@@ -62,17 +106,10 @@ public struct PageEvent: Sendable {
         self.index = index
         self.refs = refs
         self.gupFlags = gupFlags
-        self.api = api
+        self.api = api ?? e.name
         stack = e.stack
-        caller = e.stack.first(where: { !Self.tracingFrames.contains($0.symbol) && $0.symbol != api })?.symbol
+        caller = Attribution.firstInterestingFrame(e.stack, skipping: self.api)
         locator = e.locator
         afterLostEvents = e.lostBefore != nil
     }
-
-    /// Frames the tracing machinery itself adds on top of a kprobe's stack.
-    static let tracingFrames: Set<String> = [
-        "kprobe_trace_func", "kprobe_dispatcher", "aggr_pre_handler", "kprobe_ftrace_handler",
-        "ftrace_trampoline", "kretprobe_trace_func", "kretprobe_dispatcher", "__kretprobe_trampoline_handler",
-        "trace_event_raw_event_writeback_folio_template", "trace_event_raw_event_writeback_page_template",
-    ]
 }

@@ -2,16 +2,58 @@ import TraceReader
 
 /// Maps raw events to PageEvents. Profiles know event names and field names; they know nothing
 /// of bytes (the readers' job) nor of rules (the ledger's).
+///
+/// Per-page kprobes (`try_grab_page`, `folio_mark_dirty`, ...) carry no stack in PinScope's
+/// capture set; the public call they happen in does (`pin_user_pages_remote`,
+/// `unpin_user_pages_dirty_lock`, `__bio_release_pages`, ...). The vocabulary keeps, per task, the
+/// call it is in, and gives the per-page events that call's API, caller, driver and dirty source.
 public struct Vocabulary {
     /// FOLL_* layout of the traced kernel; nil when unknown (flags are then kept raw).
     public let foll: FollFlagLayout?
+    public let kernel: KernelVersion?
     public private(set) var identity = PageIdentity()
     public private(set) var anomalies = Anomalies()
     /// Raw events mapped, by profile.
     public private(set) var consumed: [String: Int] = [:]
+    let profiles: Set<Profile>
+    let userMap: UserMapping?
 
-    public init(kernelRelease: String?) {
-        foll = kernelRelease.flatMap { KernelVersion(release: $0) }.flatMap { FollFlagLayout.forKernel($0) }
+    /// The GUP call a task is in (outermost public entry point), and the last dirtying wrapper.
+    struct CallContext {
+        var api: String
+        var flags: UInt64?
+        var stack: [StackFrame]
+        var caller: String?
+        var driver: Attribution
+        var startNs: UInt64
+    }
+    struct DirtyContext {
+        var source: DirtySource
+        var api: String
+        var bio: UInt64?
+        var stack: [StackFrame]
+        var startNs: UInt64
+    }
+    private var gupCalls: [Int32: CallContext] = [:]
+    private var dirtyCalls: [Int32: DirtyContext] = [:]
+    /// Pages a read bio will dirty at submission (bio_set_pages_dirty), so its completion can
+    /// release them: 6.1 drops FOLL_GET references with an inline put_page no probe sees.
+    private var bioPages: [UInt64: [PageRef]] = [:]
+    /// Set once `folio_mark_dirty` kprobes are seen: the writeback_dirty_folio tracepoint then
+    /// repeats the same dirtying and is used for identity only.
+    private var dirtyKprobesSeen = false
+    /// A dirtying wrapper's context is trusted this long without a newer call by the task.
+    private let wrapperWindowNs: UInt64 = 2_000_000
+
+    public enum Profile: String, Sendable, CaseIterable {
+        case tracepoints, pageRef = "page_ref", kprobes, user
+    }
+
+    public init(kernelRelease: String?, profiles: Set<Profile> = Set(Profile.allCases), userMap: UserMapping? = nil) {
+        kernel = kernelRelease.flatMap { KernelVersion(release: $0) }
+        foll = kernel.flatMap { FollFlagLayout.forKernel($0) }
+        self.profiles = profiles
+        self.userMap = userMap
     }
 
     /// Decodes GUP flags with the trace's kernel layout.
@@ -20,54 +62,250 @@ public struct Vocabulary {
         return foll.decode(raw).flags
     }
 
+    /// Event names this vocabulary reads (a fast reader can skip the others undecoded).
+    public static let consumedEventNames: Set<String> = Set([
+        "try_grab_page", "try_grab_folio", "gup_put_folio", "unpin_user_page", "folio_mkclean",
+        "folio_clear_dirty_for_io", "__folio_start_writeback", "folio_end_writeback", "folio_mark_dirty",
+        "set_page_dirty_lock", "__folio_put", "__bio_release_pages", "bio_set_pages_dirty",
+        "unpin_user_pages_dirty_lock", "unpin_user_page_range_dirty_lock", "unpin_user_pages",
+        "mmu_notifier_invalidate_range_start", "mmu_notifier_invalidate_range_end",
+        "mm_filemap_add_to_page_cache", "mm_filemap_delete_from_page_cache", "writeback_dirty_folio",
+        "writeback_dirty_page", "folio_wait_writeback", "wait_on_page_writeback", "ext4_writepages",
+        "mm_migrate_pages", "page_ref_mod", "page_ref_mod_and_test", "page_ref_mod_and_return",
+        "page_ref_mod_unless", "page_ref_set", "page_ref_freeze", "page_ref_unfreeze",
+        "kvm_unmap_hva_range", "kvm_set_spte_hva", "kvm_age_hva",
+    ]).union(gupEntryPoints).union(gupEntryPoints.map { $0 + "_ret" })
+
+    /// Public GUP entry points: the call a per-page grab happens in.
+    static let gupEntryPoints: Set<String> = [
+        "pin_user_pages_fast", "pin_user_pages_fast_only", "pin_user_pages", "pin_user_pages_unlocked",
+        "pin_user_pages_remote", "get_user_pages_fast", "get_user_pages_fast_only", "get_user_pages",
+        "get_user_pages_unlocked", "get_user_pages_remote", "__gup_longterm_locked",
+        "internal_get_user_pages_fast", "__get_user_pages", "pin_user_pages_fast_only",
+    ]
+
     /// Maps one raw event to zero or more page events.
     public mutating func map(_ e: RawEvent, _ emit: (PageEvent) -> Void) {
         identity.observe(e)
-        switch e.name {
+        if let userMap, let mapped = userMap.map(e) {
+            count("user")
+            emit(mapped)
+            return
+        }
+        let name = e.name
+        if Self.gupEntryPoints.contains(name) {
+            guard profiles.contains(.kprobes) else { return }
+            if gupCalls[e.pid] == nil {
+                let caller = Attribution.firstInterestingFrame(e.stack, skipping: name)
+                gupCalls[e.pid] = CallContext(api: name, flags: e.u("gup_flags"), stack: e.stack, caller: caller,
+                                              driver: Attribution.attribute(stack: e.stack, caller: caller, comm: e.comm),
+                                              startNs: e.timestampNs)
+            }
+            dirtyCalls[e.pid] = nil
+            return
+        }
+        if name.hasSuffix("_ret") {
+            let base = String(name.dropLast(4))
+            if Self.gupEntryPoints.contains(base), gupCalls[e.pid]?.api == base { gupCalls[e.pid] = nil }
+            if base == "folio_clear_dirty_for_io" || base == "set_page_dirty_lock" { dirtyCalls[e.pid] = nil }
+            return
+        }
+        switch name {
         // PinScope's kprobe set (pinscope profiles --kprobes).
         case "try_grab_page", "try_grab_folio":
-            guard let page = e.u("page") else { return miss(e) }
+            guard profiles.contains(.kprobes), let page = e.u("page") else { return miss(e) }
             let flags = e.u("flags")
             let refs = Int(e.s("refs") ?? 1)
-            let kind: PageEventKind = isPin(flags) ? .pin : .get
-            emit(PageEvent(kind: kind, from: e, page: .pointer(page), api: e.name, refs: refs, gupFlags: flags,
-                           mapping: e.u("mapping"), index: e.u("index")))
+            var pe = PageEvent(kind: isPin(flags) ? .pin : .get, from: e, page: .pointer(page), refs: refs,
+                               gupFlags: flags, mapping: e.u("mapping"), index: e.u("index"))
+            readPageFields(e, into: &pe)
+            if let call = gupCalls[e.pid] {
+                pe.call = call.api
+                pe.caller = call.caller
+                pe.driver = call.driver
+                if pe.stack.isEmpty { pe.stack = call.stack }
+            } else {
+                pe.driver = Attribution.attribute(stack: e.stack, caller: pe.caller, comm: e.comm)
+            }
+            emit(pe)
             count("kprobes")
         case "gup_put_folio":
-            guard let folio = e.u("folio") else { return miss(e) }
+            guard profiles.contains(.kprobes), let folio = e.u("folio") else { return miss(e) }
             let flags = e.u("flags")
-            emit(PageEvent(kind: isPin(flags) ? .unpin : .put, from: e, page: .pointer(folio), api: e.name,
-                           refs: Int(e.s("refs") ?? 1), gupFlags: flags, mapping: e.u("mapping"), index: e.u("index")))
+            var pe = PageEvent(kind: isPin(flags) ? .unpin : .put, from: e, page: .pointer(folio),
+                               refs: Int(e.s("refs") ?? 1), gupFlags: flags, mapping: e.u("mapping"), index: e.u("index"))
+            readPageFields(e, into: &pe)
+            if let d = dirtyCalls[e.pid], e.timestampNs &- d.startNs < wrapperWindowNs { pe.call = d.api }
+            emit(pe)
             count("kprobes")
-        case "folio_mkclean", "folio_clear_dirty_for_io", "__folio_start_writeback", "folio_end_writeback",
-             "folio_mark_dirty", "set_page_dirty_lock":
-            guard let folio = e.u("folio") ?? e.u("page") else { return miss(e) }
+        case "unpin_user_pages_dirty_lock", "unpin_user_page_range_dirty_lock", "unpin_user_pages":
+            guard profiles.contains(.kprobes) else { return }
+            dirtyCalls[e.pid] = DirtyContext(source: .pinRelease, api: name, bio: nil, stack: e.stack, startNs: e.timestampNs)
+            gupCalls[e.pid] = nil
+        case "bio_set_pages_dirty":
+            guard profiles.contains(.kprobes), let bio = e.u("bio") else { return }
+            dirtyCalls[e.pid] = DirtyContext(source: .bioSubmit, api: name, bio: bio, stack: e.stack, startNs: e.timestampNs)
+            bioPages[bio] = []
+        case "__bio_release_pages":
+            guard profiles.contains(.kprobes), let bio = e.u("bio") else { return }
+            let markDirty = (e.u("mark_dirty") ?? 0) != 0
+            dirtyCalls[e.pid] = markDirty
+                ? DirtyContext(source: .bioCompletion, api: name, bio: bio, stack: e.stack, startNs: e.timestampNs) : nil
+            // The bio's references go now; dirtying (if any) follows, by a task that had them.
+            for page in bioPages.removeValue(forKey: bio) ?? [] {
+                var pe = PageEvent(kind: .put, from: e, page: page, api: name)
+                pe.bio = bio
+                pe.call = name
+                pe.inferred = true
+                emit(pe)
+            }
+            count("kprobes")
+        case "folio_mark_dirty", "set_page_dirty_lock":
+            guard profiles.contains(.kprobes), let folio = e.u("folio") ?? e.u("page") else { return miss(e) }
+            dirtyKprobesSeen = true
+            var pe = PageEvent(kind: .markDirty, from: e, page: .pointer(folio), mapping: e.u("mapping"), index: e.u("index"))
+            readPageFields(e, into: &pe)
+            pe.dirtySource = dirtySource(e, stack: e.stack)
+            if let d = dirtyCalls[e.pid], e.timestampNs &- d.startNs < wrapperWindowNs {
+                pe.call = d.api
+                pe.bio = d.bio
+                if pe.stack.isEmpty { pe.stack = d.stack }
+                if d.source == .bioSubmit, let bio = d.bio, name == "set_page_dirty_lock" {
+                    bioPages[bio, default: []].append(.pointer(folio))
+                }
+            }
+            if name == "set_page_dirty_lock" {
+                // folio_mark_dirty of the same page follows inside; let it carry the evidence.
+                dirtyCalls[e.pid] = DirtyContext(source: pe.dirtySource ?? .other, api: pe.call ?? name, bio: pe.bio,
+                                                 stack: pe.stack, startNs: e.timestampNs)
+                return
+            }
+            emit(pe)
+            count("kprobes")
+        case "folio_mkclean", "folio_clear_dirty_for_io", "__folio_start_writeback", "folio_end_writeback", "__folio_put":
+            guard profiles.contains(.kprobes), let folio = e.u("folio") else { return miss(e) }
             let kind: PageEventKind
-            switch e.name {
+            switch name {
             case "folio_mkclean": kind = .mkclean
-            case "folio_clear_dirty_for_io": kind = .cleanForIO
+            case "folio_clear_dirty_for_io":
+                kind = .cleanForIO
+                dirtyCalls[e.pid] = DirtyContext(source: .writeback, api: name, bio: nil, stack: [], startNs: e.timestampNs)
             case "__folio_start_writeback": kind = .writebackStart
             case "folio_end_writeback": kind = .writebackEnd
-            default: kind = .markDirty
+            default: kind = .freed
             }
-            emit(PageEvent(kind: kind, from: e, page: .pointer(folio), api: e.name, mapping: e.u("mapping"), index: e.u("index")))
+            var pe = PageEvent(kind: kind, from: e, page: .pointer(folio), mapping: e.u("mapping"), index: e.u("index"))
+            readPageFields(e, into: &pe)
+            emit(pe)
             count("kprobes")
-        // Tracepoints (writeback:*, filemap:*).
+        case "mmu_notifier_invalidate_range_start", "mmu_notifier_invalidate_range_end":
+            guard profiles.contains(.kprobes), let mm = e.u("mm"), let start = e.u("start"), let end = e.u("end") else { return }
+            var pe = PageEvent(kind: name.hasSuffix("start") ? .invalidateStart : .invalidateEnd, from: e,
+                               page: .range(mm: mm, start: start, end: end))
+            pe.detail = e.u("event").map { "event \($0)" }
+            emit(pe)
+            count("kprobes")
+
+        // Tracepoints: writeback:*, filemap:*, ext4:*, migrate:*, kvm:*.
         case "mm_filemap_add_to_page_cache", "mm_filemap_delete_from_page_cache":
-            guard let pfn = e.u("pfn") else { return miss(e) }
-            emit(PageEvent(kind: e.name.hasSuffix("add_to_page_cache") ? .cacheAdd : .cacheDelete, from: e,
-                           page: .pfn(pfn), api: e.name, index: e.filemapIndex))
+            guard profiles.contains(.tracepoints), let pfn = e.u("pfn") else { return miss(e) }
+            var pe = PageEvent(kind: name.hasSuffix("add_to_page_cache") ? .cacheAdd : .cacheDelete, from: e,
+                               page: .pfn(pfn), index: e.filemapIndex)
+            pe.ino = e.filemapIno
+            pe.dev = e.filemapDev
+            emit(pe)
             count("tracepoints")
         case "writeback_dirty_folio", "writeback_dirty_page":
+            guard profiles.contains(.tracepoints), !dirtyKprobesSeen else { return }
             guard let ino = e.u("ino"), let index = e.u("index") else { return miss(e) }
-            emit(PageEvent(kind: .markDirty, from: e, page: .file(dev: nil, ino: ino, index: index), api: e.name, index: index))
+            var pe = PageEvent(kind: .markDirty, from: e, page: .file(ino: ino, index: index), index: index)
+            pe.ino = ino
+            pe.dirtySource = dirtySource(e, stack: e.stack)
+            if pe.dirtySource == .bioCompletion || pe.dirtySource == .bioSubmit { pe.driver = Attribution(driver: "direct-io", basis: .stack) }
+            emit(pe)
             count("tracepoints")
         case "folio_wait_writeback", "wait_on_page_writeback":
-            guard let ino = e.u("ino"), let index = e.u("index") else { return miss(e) }
-            emit(PageEvent(kind: .waitWriteback, from: e, page: .file(dev: nil, ino: ino, index: index), api: e.name, index: index))
+            guard profiles.contains(.tracepoints), let ino = e.u("ino"), let index = e.u("index") else { return }
+            var pe = PageEvent(kind: .waitWriteback, from: e, page: .file(ino: ino, index: index), index: index)
+            pe.ino = ino
+            emit(pe)
             count("tracepoints")
+        case "ext4_writepages":
+            // The inode's dirty pages in [range_start, range_end] are cleaned for writeback.
+            guard profiles.contains(.tracepoints), let ino = e.u("ino") ?? e.payloadNumber("ino"),
+                  let start = e.u("range_start") ?? e.payloadNumber("range_start"),
+                  let end = e.u("range_end") ?? e.payloadNumber("range_end") else { return miss(e) }
+            var pe = PageEvent(kind: .cleanRange, from: e, page: .file(ino: ino, index: start / 4096), index: start / 4096)
+            pe.ino = ino
+            pe.lastIndex = end / 4096
+            emit(pe)
+            count("tracepoints")
+        case "mm_migrate_pages":
+            guard profiles.contains(.tracepoints) else { return }
+            let failed = e.u("failed") ?? e.payloadNumber("nr_failed") ?? 0
+            guard failed > 0 else { return }
+            var pe = PageEvent(kind: .migrateFail, from: e, page: .pfn(0), refs: Int(failed))
+            pe.detail = e.migrateReason
+            emit(pe)
+            count("tracepoints")
+        case "page_ref_mod", "page_ref_mod_and_test", "page_ref_mod_and_return", "page_ref_mod_unless":
+            // CONFIG_DEBUG_PAGE_REF: a pin is a +GUP_PIN_COUNTING_BIAS step on an order-0 page.
+            guard profiles.contains(.pageRef), let pfn = e.u("pfn"), let val = e.s("val") else { return miss(e) }
+            var pe: PageEvent
+            if val == Self.pinBias || val == -Self.pinBias {
+                pe = PageEvent(kind: val > 0 ? .pin : .unpin, from: e, page: .pfn(pfn), api: e.name)
+            } else {
+                pe = PageEvent(kind: .refMod, from: e, page: .pfn(pfn), api: e.name, refs: Int(val))
+            }
+            pe.refcount = e.s("count")
+            pe.pageFlags = e.u("flags")
+            pe.mapping = e.u("mapping")
+            pe.driver = Attribution.attribute(stack: e.stack, caller: pe.caller, comm: e.comm)
+            emit(pe)
+            count("page_ref")
         default:
             return
+        }
+    }
+
+    /// GUP_PIN_COUNTING_BIAS: what one FOLL_PIN adds to an order-0 page's refcount.
+    static let pinBias: Int64 = 1024
+
+    /// Who dirtied, from the event's own stack, else from the call the task is in.
+    private func dirtySource(_ e: RawEvent, stack: [StackFrame]) -> DirtySource {
+        if let s = Self.dirtySource(fromStack: stack) { return s }
+        if gupCalls[e.pid] != nil { return .gupFault }
+        if let d = dirtyCalls[e.pid], e.timestampNs &- d.startNs < wrapperWindowNs { return d.source }
+        return .other
+    }
+
+    /// Dirty source told by a kernel stack, innermost frame first; nil when no frame tells.
+    static func dirtySource(fromStack stack: [StackFrame]) -> DirtySource? {
+        for f in stack {
+            switch f.symbol {
+            case "__bio_release_pages", "bio_dirty_fn", "bio_release_pages", "bio_check_pages_dirty": return .bioCompletion
+            case "bio_set_pages_dirty": return .bioSubmit
+            case "unpin_user_pages_dirty_lock", "unpin_user_page_range_dirty_lock", "unpin_folios": return .pinRelease
+            case "kvm_set_pfn_dirty", "kvm_release_pfn_dirty", "kvm_mmu_notifier_invalidate_range_start": return .notifier
+            case "folio_clear_dirty_for_io", "clear_page_dirty_for_io", "folio_redirty_for_writepage",
+                 "redirty_page_for_writepage": return .writeback
+            case "__get_user_pages", "faultin_page", "get_user_pages_remote", "__gup_longterm_locked": return .gupFault
+            case "do_page_mkwrite", "do_wp_page", "wp_page_shared", "fault_dirty_shared_page", "handle_mm_fault",
+                 "generic_perform_write", "iomap_write_iter", "mark_buffer_dirty", "block_dirty_folio": return .other
+            default: continue
+            }
+        }
+        return nil
+    }
+
+    /// struct page flags/refcount/pincount read by the kprobe (`+0`, `+52`, `+88` in the 6.1 set).
+    private func readPageFields(_ e: RawEvent, into pe: inout PageEvent) {
+        pe.pageFlags = e.u("pflags") ?? e.u("fflags")
+        pe.refcount = e.s("refcount")
+        // `order` and `pincount` live in the first tail page: meaningful only for a large folio.
+        if let flags = pe.pageFlags, let layout = PageFlagLayout.forKernel(kernel), flags & layout.head != 0 {
+            pe.order = e.s("order").map { Int($0) }
+            pe.pincount = e.s("pincount")
         }
     }
 
@@ -82,13 +320,65 @@ public struct Vocabulary {
     private mutating func count(_ profile: String) { consumed[profile, default: 0] += 1 }
 }
 
+/// struct page flag bits PinScope reads (enum pageflags). Only kernels whose order was read.
+public struct PageFlagLayout: Sendable {
+    public let head: UInt64
+    public let swapBacked: UInt64
+    public let dirty: UInt64
+    public let writeback: UInt64
+
+    /// 5.10–6.11 x86_64 (include/linux/page-flags.h, Debian 6.1): PG_dirty 3, PG_writeback 15,
+    /// PG_head 16, PG_swapbacked 19. 6.12 removed PG_error and shifted them.
+    static let v5_10 = PageFlagLayout(head: 1 << 16, swapBacked: 1 << 19, dirty: 1 << 3, writeback: 1 << 15)
+
+    public static func forKernel(_ v: KernelVersion?) -> PageFlagLayout? {
+        guard let v, v >= KernelVersion(5, 10, 0), v < KernelVersion(6, 12, 0) else { return nil }
+        return v5_10
+    }
+}
+
 extension RawEvent {
     /// A field as an unsigned integer (binary fields, or text printed as decimal or 0x-hex).
     func u(_ name: String) -> UInt64? { self[field: name]?.unsignedValue }
     func s(_ name: String) -> Int64? { self[field: name]?.signedValue }
 
-    /// The inode of a `filemap:` event (`i_ino` in the binary format, `ino` elsewhere).
-    var filemapIno: UInt64? { u("i_ino") ?? u("ino") }
+    /// The inode of a `filemap:` event: `i_ino` in the binary format; the text prints `ino %lx`.
+    var filemapIno: UInt64? { u("i_ino") ?? payloadWord("ino").flatMap { UInt64($0, radix: 16) } }
     /// The page index of a `filemap:` event: `index`, or the byte offset `ofs` in 4 KiB pages.
     var filemapIndex: UInt64? { u("index") ?? u("ofs").map { $0 / 4096 } }
+    /// The device of a `filemap:` event as a kernel dev_t (major << 20 | minor).
+    var filemapDev: UInt64? {
+        if let d = u("s_dev") { return d }
+        guard let word = payloadWord("dev") else { return nil }
+        let parts = word.split(whereSeparator: { $0 == ":" || $0 == "," })
+        guard parts.count == 2, let major = UInt64(parts[0]), let minor = UInt64(parts[1]) else { return nil }
+        return major << 20 | minor
+    }
+    /// `reason` of `migrate:mm_migrate_pages` (a string in text, an enum number in binary).
+    var migrateReason: String? {
+        if case .string(let s)? = self[field: "reason"] { return s }
+        if let r = u("reason") { return "reason \(r)" }
+        return payloadWord("reason").map(String.init)
+    }
+
+    /// The word after `key ` in a text payload printed as `key value` pairs (ext4, filemap).
+    func payloadWord(_ key: String) -> Substring? {
+        guard let payload else { return nil }
+        let chars = Array(payload.utf8)
+        let k = Array(key.utf8)
+        var i = 0
+        while i + k.count < chars.count {
+            if (i == 0 || chars[i - 1] == 0x20) && chars[i + k.count] == 0x20 && chars[i..<(i + k.count)].elementsEqual(k) {
+                let start = i + k.count + 1
+                var end = start
+                while end < chars.count && chars[end] != 0x20 { end += 1 }
+                let u = payload.utf8
+                return payload[u.index(u.startIndex, offsetBy: start)..<u.index(u.startIndex, offsetBy: end)]
+            }
+            i += 1
+        }
+        return nil
+    }
+
+    func payloadNumber(_ key: String) -> UInt64? { payloadWord(key).flatMap { parseKernelInteger($0) } }
 }

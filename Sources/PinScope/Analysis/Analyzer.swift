@@ -1,0 +1,235 @@
+import TraceReader
+
+public struct AnalysisOptions: Sendable {
+    /// Pins held at least this long are long-term for pin-leak and the statistics.
+    public var longtermNs: UInt64 = 1_000_000_000
+    /// Kernel release to decode with, instead of the trace's uname.
+    public var kernel: String?
+    public var profiles: Set<Vocabulary.Profile> = Set(Vocabulary.Profile.allCases)
+    public var userMap: UserMapping?
+
+    public init() {}
+}
+
+/// Pin statistics for one driver (or one backing kind).
+public struct PinGroupStats: Sendable {
+    public var pins = 0
+    public var gets = 0
+    public var longterm = 0
+    public var released = 0
+    public var totalNs: UInt64 = 0
+    public var maxNs: UInt64 = 0
+    public var histogram = [Int](repeating: 0, count: 10)
+    public var findings = 0
+}
+
+/// Everything `pinscope analyze` found in one trace.
+public struct Analysis: Sendable {
+    public var info: TraceInfo
+    public var kernel: String?
+    public var follLayout: String?
+    public var eventsRead = 0
+    public var pageEvents = 0
+    public var pagesTracked = 0
+    public var peakLivePages = 0
+    public var pins = 0
+    public var pinsReleased = 0
+    public var pinsHeldAtEnd = 0
+    public var gets = 0
+    public var getsReleased = 0
+    public var getsExpired = 0
+    public var longtermPins = 0
+    public var lostEvents: UInt64 = 0
+    public var lostAt: [(ts: UInt64, cpu: Int)] = []
+    public var unresolvedIdentities = 0
+    public var vmemmapBase: UInt64?
+    public var firstNs: UInt64?
+    public var lastNs: UInt64?
+    public var findings: [Finding] = []
+    public var findingCounts: [String: Int] = [:]
+    public var uncertainCounts: [String: Int] = [:]
+    public var byDriver: [String: PinGroupStats] = [:]
+    public var byBacking: [String: PinGroupStats] = [:]
+    public var longestPin: PinLifetime?
+    public var durationHistogram: [Int] = []
+    public var totalPinNs: UInt64 = 0
+    public var lifetimes = 0
+    public var anomalies = Anomalies()
+    public var warnings: [String] = []
+    public var longtermNs: UInt64 = 0
+
+    /// Findings that count for the exit status: certain ones at or above `severity`.
+    public func certainFindings(atLeast severity: Severity) -> Int {
+        findings.filter { !$0.uncertain && $0.severity >= severity }.count
+    }
+}
+
+/// Runs the pipeline: RawEvent → Vocabulary → PageEvent → identity → Ledger → Rules → findings.
+public final class Analyzer {
+    let options: AnalysisOptions
+    private var vocabulary: Vocabulary
+    private var ledger = Ledger()
+    private var rules = Rules.fresh()
+    private var ctx: RuleContext
+    private var analysis: Analysis
+    private let pageFlags: PageFlagLayout?
+    private var seenPages = Set<PageRef>()
+    private let seenLimit = 1 << 22
+
+    public init(info: TraceInfo, options: AnalysisOptions) {
+        self.options = options
+        let release = options.kernel ?? info.kernelRelease
+        vocabulary = Vocabulary(kernelRelease: release, profiles: options.profiles, userMap: options.userMap)
+        ctx = RuleContext(longtermNs: options.longtermNs)
+        ctx.kernel = vocabulary.kernel
+        ctx.follLayout = vocabulary.foll
+        pageFlags = PageFlagLayout.forKernel(vocabulary.kernel)
+        analysis = Analysis(info: info)
+        analysis.kernel = release
+        analysis.follLayout = vocabulary.foll?.name
+        analysis.longtermNs = options.longtermNs
+        if release == nil {
+            analysis.warnings.append("the trace names no kernel release (no uname): FOLL_* flags are shown raw; pass --kernel VERSION to decode them")
+        } else if vocabulary.foll == nil {
+            analysis.warnings.append("no FOLL_* table for kernel \(release!): flags are shown raw and pins cannot be told from FOLL_GET references")
+        }
+    }
+
+    /// Reads a whole source and returns the analysis.
+    public static func analyze(_ source: RawEventSource, options: AnalysisOptions) throws -> Analysis {
+        let analyzer = Analyzer(info: source.info, options: options)
+        while let e = try source.next() { analyzer.consume(e) }
+        var result = analyzer.finish()
+        result.anomalies.merge(source.anomalies)
+        result.warnings += source.warnings.map(\.description)
+        return result
+    }
+
+    public func consume(_ e: RawEvent) {
+        analysis.eventsRead += 1
+        if analysis.firstNs == nil { analysis.firstNs = e.timestampNs }
+        analysis.lastNs = e.timestampNs
+        if let lost = e.lostBefore {
+            analysis.lostEvents += lost
+            ctx.lostAt.append(e.timestampNs)
+            if analysis.lostAt.count < 1000 { analysis.lostAt.append((e.timestampNs, e.cpu)) }
+        }
+        guard Vocabulary.consumedEventNames.contains(e.name) || options.userMap != nil else { return }
+        let calibrated = vocabulary.identity.vmemmapBase != nil
+        vocabulary.map(e) { handle($0) }
+        if !calibrated, vocabulary.identity.vmemmapBase != nil {
+            let identity = vocabulary.identity
+            ledger.rekey { key in
+                guard case .pointer(let p) = key, let pfn = identity.pfn(ofPointer: p) else { return nil }
+                return .pfn(pfn)
+            }
+        }
+    }
+
+    private func handle(_ event: PageEvent) {
+        var e = event
+        analysis.pageEvents += 1
+        let identity = vocabulary.identity
+        let key = identity.resolve(e.page, mapping: e.mapping, index: e.index)
+        if key != e.page {
+            ledger.merge(e.page, into: key)
+            e.page = key
+        }
+        switch key {
+        case .pointer, .file: analysis.unresolvedIdentities += 1
+        default: break
+        }
+        if case .range = key {} else if seenPages.count < seenLimit { seenPages.insert(key) }
+        let before = ledger[key]
+        for i in rules.indices { rules[i].observe(e, before, &ctx) }
+        let foll = vocabulary.follFlags(e.gupFlags)
+        ledger.apply(e, follFlags: foll, pageFlagLayout: pageFlags) { life in
+            let driver = life.hold.driver?.driver ?? life.hold.comm
+            analysis.byDriver[driver, default: PinGroupStats()].record(life)
+            if let backing = ledger[key]?.backing ?? before?.backing {
+                analysis.byBacking[backing.rawValue, default: PinGroupStats()].record(life)
+            }
+        }
+        for c in ctx.crossings { ledger.markFlagged(c.page, holdAt: c.hold, cycle: c.cycle) }
+        ctx.crossings.removeAll()
+        if case .pfn(let pfn) = key, let f = identity.file(ofPfn: pfn) {
+            ledger.learnDevice(key, dev: f.dev ?? identity.dev(ofIno: f.ino), ino: f.ino, index: f.index)
+        } else if let ino = ledger[key]?.ino, ledger[key]?.dev == nil, let dev = identity.dev(ofIno: ino) {
+            ledger.learnDevice(key, dev: dev, ino: nil, index: nil)
+        }
+        switch e.kind {
+        case .pin, .get:
+            let driver = e.driver?.driver ?? e.comm
+            var stats = analysis.byDriver[driver, default: PinGroupStats()]
+            if e.kind == .pin { stats.pins += max(1, e.refs) } else { stats.gets += max(1, e.refs) }
+            if foll?.contains(.longterm) ?? false { stats.longterm += max(1, e.refs) }
+            analysis.byDriver[driver] = stats
+            if let backing = ledger[key]?.backing {
+                var b = analysis.byBacking[backing.rawValue, default: PinGroupStats()]
+                if e.kind == .pin { b.pins += max(1, e.refs) } else { b.gets += max(1, e.refs) }
+                if foll?.contains(.longterm) ?? false { b.longterm += max(1, e.refs) }
+                analysis.byBacking[backing.rawValue] = b
+            }
+        case .put where !e.inferred:
+            ctx.visibleGetReleases += 1
+        default:
+            break
+        }
+    }
+
+    public func finish() -> Analysis {
+        ctx.endNs = analysis.lastNs ?? 0
+        for i in rules.indices { rules[i].finish(ledger, &ctx) }
+        let identity = vocabulary.identity
+        var a = analysis
+        a.findings = ctx.findings.map { f in
+            var f = f
+            // Keys learnt after the finding was made (the vmemmap base, the page cache's file).
+            if f.page.pfn == nil, let ptr = f.page.folio ?? f.pageRef.flatMap({ if case .pointer(let p) = $0 { return p } else { return nil } }) {
+                f.page.folio = ptr
+                f.page.pfn = identity.pfn(ofPointer: ptr)
+            }
+            if let pfn = f.page.pfn {
+                if f.page.folio == nil { f.page.folio = identity.pointer(ofPfn: pfn) }
+                if let file = identity.file(ofPfn: pfn) {
+                    f.page.ino = f.page.ino ?? file.ino
+                    f.page.index = f.page.index ?? file.index
+                    f.page.dev = f.page.dev ?? file.dev
+                }
+            }
+            if f.page.dev == nil, let ino = f.page.ino { f.page.dev = identity.dev(ofIno: ino) }
+            return f
+        }
+        a.findings.sort { ($0.evidence.last?.timestampNs ?? 0) < ($1.evidence.last?.timestampNs ?? 0) }
+        a.findingCounts = ctx.counts
+        a.uncertainCounts = ctx.uncertainCounts
+        for f in a.findings where f.owner != nil {
+            a.byDriver[f.owner!.driver, default: PinGroupStats()].findings += 1
+        }
+        a.pagesTracked = seenPages.count
+        a.peakLivePages = ledger.peakLivePages
+        a.pins = ledger.pinsAcquired
+        a.pinsReleased = ledger.pinsReleased
+        a.pinsHeldAtEnd = ledger.pages.values.reduce(0) { $0 + $1.holds.filter { $0.kind == .pin }.count }
+        a.gets = ledger.getsAcquired
+        a.getsReleased = ledger.getsReleased
+        a.getsExpired = ledger.getsExpired
+        a.longtermPins = ledger.longtermPins
+        a.vmemmapBase = identity.vmemmapBase
+        a.longestPin = ledger.longestPin
+        a.durationHistogram = ledger.durationHistogram
+        a.totalPinNs = ledger.totalPinNs
+        a.lifetimes = ledger.lifetimeCount
+        a.anomalies.merge(vocabulary.anomalies)
+        return a
+    }
+}
+
+extension PinGroupStats {
+    mutating func record(_ life: PinLifetime) {
+        released += 1
+        totalNs &+= life.durationNs
+        maxNs = max(maxNs, life.durationNs)
+        histogram[Ledger.bucket(life.durationNs)] += 1
+    }
+}
