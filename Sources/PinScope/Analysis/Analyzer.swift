@@ -1,4 +1,7 @@
 import TraceReader
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public struct AnalysisOptions: Sendable {
     /// Pins held at least this long are long-term for pin-leak and the statistics.
@@ -74,6 +77,8 @@ public final class Analyzer {
     private var analysis: Analysis
     private let pageFlags: PageFlagLayout?
     private var seenPages = Set<PageRef>()
+    private var pending: [PageEvent] = []
+    private let debugPfn: UInt64? = getenv("PINSCOPE_DEBUG_PFN").flatMap { UInt64(String(cString: $0), radix: 16) }
     private let seenLimit = 1 << 22
 
     public init(info: TraceInfo, options: AnalysisOptions) {
@@ -116,7 +121,9 @@ public final class Analyzer {
         }
         guard Vocabulary.consumedEventNames.contains(e.name) || options.userMap != nil else { return }
         let calibrated = vocabulary.identity.vmemmapBase != nil
-        vocabulary.map(e) { handle($0) }
+        vocabulary.map(e) { pending.append($0) }
+        for pe in pending { handle(pe) }
+        pending.removeAll(keepingCapacity: true)
         if !calibrated, vocabulary.identity.vmemmapBase != nil {
             let identity = vocabulary.identity
             ledger.rekey { key in
@@ -140,13 +147,17 @@ public final class Analyzer {
         default: break
         }
         if case .range = key {} else if seenPages.count < seenLimit { seenPages.insert(key) }
+        ledger.noteReuse(e)
         let before = ledger[key]
+        if debugPfn != nil, key == .pfn(debugPfn!) || e.page == .pointer(0xffffea0000000000 + debugPfn! * 64) {
+            print("DEBUG", e.timestampNs, e.kind, event.page, key, before?.holds.count ?? -1, before?.bornNs ?? 0)
+        }
         for i in rules.indices { rules[i].observe(e, before, &ctx) }
         let foll = vocabulary.follFlags(e.gupFlags)
         ledger.apply(e, follFlags: foll, pageFlagLayout: pageFlags) { life in
             let driver = life.hold.driver?.driver ?? life.hold.comm
             analysis.byDriver[driver, default: PinGroupStats()].record(life)
-            if let backing = ledger[key]?.backing ?? before?.backing {
+            if let backing = before?.backing {
                 analysis.byBacking[backing.rawValue, default: PinGroupStats()].record(life)
             }
         }

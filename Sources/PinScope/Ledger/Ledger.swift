@@ -80,6 +80,7 @@ public struct Ledger {
         /// The page was born in the trace (added to the page cache, or freed and reused): no
         /// reference on it can predate the trace.
         public var bornInTrace = false
+        public var bornNs: UInt64?
         public var backing: Backing = .unknown
         public var pointer: UInt64?
         public var mapping: UInt64?
@@ -192,7 +193,14 @@ public struct Ledger {
         case .writebackEnd:
             state.underWriteback = false
         case .cacheAdd:
+            // A page entering the page cache was just allocated: whatever the trace had on this
+            // pfn belonged to an earlier life whose last references went unseen.
+            getsExpired += state.holds.filter { $0.kind == .get }.count
+            if let ino = state.ino { pagesOfIno[ino]?.remove(e.page) }
+            state = PageState()
+            learnKeys(e, &state, pageFlagLayout)
             state.bornInTrace = true
+            state.bornNs = e.timestampNs
         case .freed, .cacheDelete:
             // The page is gone (or leaves the cache): references the trace could not see dropped went with it.
             let gets = state.holds.filter { $0.kind == .get }.count
@@ -202,6 +210,7 @@ public struct Ledger {
                 if e.kind == .freed {
                     var reborn = PageState()
                     reborn.bornInTrace = true
+                    reborn.bornNs = e.timestampNs
                     reborn.pointer = state.pointer
                     pages[e.page] = reborn.isIdle ? nil : reborn
                 }
@@ -211,6 +220,19 @@ public struct Ledger {
             break
         }
         store(e.page, state)
+    }
+
+    /// Starts a new life for a page the event shows was freed and reused: it names a different
+    /// address_space (or anon_vma) than the page had. The references of its earlier life went
+    /// where no probe saw them. Call before rules look at the page.
+    public mutating func noteReuse(_ e: PageEvent) {
+        guard let m = e.mapping, m != 0, let state = pages[e.page], let old = state.mapping, old != m else { return }
+        getsExpired += state.holds.count
+        drop(e.page, state)
+        var reborn = PageState()
+        reborn.bornInTrace = true
+        reborn.bornNs = e.timestampNs
+        pages[e.page] = reborn
     }
 
     /// A writepages pass over [index, lastIndex] of an inode cleans the dirty pages it covers.
@@ -276,6 +298,7 @@ public struct Ledger {
 
     /// Marks the reported writeback cycle on a page's holds.
     mutating func markFlagged(_ page: PageRef, holdAt i: Int, cycle: Int) {
+        guard let n = pages[page]?.holds.count, i < n else { return }
         pages[page]?.holds[i].flaggedCycle = cycle
     }
 
@@ -285,6 +308,17 @@ public struct Ledger {
         if let ino = old.ino { pagesOfIno[ino]?.remove(from); pagesOfIno[ino, default: []].insert(to) }
         if pagesEverPinned.remove(from) != nil { pagesEverPinned.insert(to) }
         if var existing = pages[to] {
+            // State from before the page's (re)birth under the new key belonged to an earlier life.
+            if let born = existing.bornNs {
+                let stale = old.holds.filter { $0.acquiredNs < born }
+                getsExpired += stale.filter { $0.kind == .get }.count
+                existing.holds += old.holds.filter { $0.acquiredNs >= born }
+                if existing.lastWriteReference == nil, let w = old.lastWriteReference, w.timestampNs >= born {
+                    existing.lastWriteReference = w
+                }
+                pages[to] = existing
+                return
+            }
             existing.holds += old.holds
             existing.underWriteback = existing.underWriteback || old.underWriteback
             existing.cleanedBy = existing.cleanedBy ?? old.cleanedBy

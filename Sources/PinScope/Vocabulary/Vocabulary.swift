@@ -170,7 +170,8 @@ public struct Vocabulary {
                 pe.call = d.api
                 pe.bio = d.bio
                 if pe.stack.isEmpty { pe.stack = d.stack }
-                if d.source == .bioSubmit, let bio = d.bio, name == "set_page_dirty_lock" {
+                // The pages a read bio dirties at submission are the pages it holds references on.
+                if d.source == .bioSubmit, let bio = d.bio, bioPages[bio]?.last != .pointer(folio) {
                     bioPages[bio, default: []].append(.pointer(folio))
                 }
             }
@@ -279,24 +280,35 @@ public struct Vocabulary {
         return .other
     }
 
-    /// Dirty source told by a kernel stack, innermost frame first; nil when no frame tells.
+    /// Dirty source told by a kernel stack; nil when no frame tells. The whole stack is read and
+    /// the most specific source wins: a GUP reference holder's frame (bio completion, unpin) is
+    /// deeper than the `page_mkwrite`/`handle_mm_fault` frames a GUP-time fault also shows.
     static func dirtySource(fromStack stack: [StackFrame]) -> DirtySource? {
+        var best: DirtySource?
+        var bestRank = Int.max
         for f in stack {
-            switch f.symbol {
-            case "__bio_release_pages", "bio_dirty_fn", "bio_release_pages", "bio_check_pages_dirty": return .bioCompletion
-            case "bio_set_pages_dirty": return .bioSubmit
-            case "unpin_user_pages_dirty_lock", "unpin_user_page_range_dirty_lock", "unpin_folios": return .pinRelease
-            case "kvm_set_pfn_dirty", "kvm_release_pfn_dirty", "kvm_mmu_notifier_invalidate_range_start": return .notifier
-            case "folio_clear_dirty_for_io", "clear_page_dirty_for_io", "folio_redirty_for_writepage",
-                 "redirty_page_for_writepage": return .writeback
-            case "__get_user_pages", "faultin_page", "get_user_pages_remote", "__gup_longterm_locked": return .gupFault
-            case "do_page_mkwrite", "do_wp_page", "wp_page_shared", "fault_dirty_shared_page", "handle_mm_fault",
-                 "generic_perform_write", "iomap_write_iter", "mark_buffer_dirty", "block_dirty_folio": return .other
-            default: continue
-            }
+            guard let s = stackSources[f.symbol], let rank = sourcePriority.firstIndex(of: s), rank < bestRank else { continue }
+            best = s
+            bestRank = rank
         }
-        return nil
+        return best
     }
+
+    static let sourcePriority: [DirtySource] = [.bioCompletion, .bioSubmit, .pinRelease, .notifier, .gupFault, .writeback, .other]
+
+    static let stackSources: [String: DirtySource] = [
+        "__bio_release_pages": .bioCompletion, "bio_dirty_fn": .bioCompletion, "bio_release_pages": .bioCompletion,
+        "bio_check_pages_dirty": .bioCompletion, "bio_set_pages_dirty": .bioSubmit,
+        "unpin_user_pages_dirty_lock": .pinRelease, "unpin_user_page_range_dirty_lock": .pinRelease, "unpin_folios": .pinRelease,
+        "kvm_set_pfn_dirty": .notifier, "kvm_release_pfn_dirty": .notifier, "kvm_mmu_notifier_invalidate_range_start": .notifier,
+        "__get_user_pages": .gupFault, "faultin_page": .gupFault, "get_user_pages_remote": .gupFault,
+        "__gup_longterm_locked": .gupFault,
+        "folio_clear_dirty_for_io": .writeback, "clear_page_dirty_for_io": .writeback,
+        "folio_redirty_for_writepage": .writeback, "redirty_page_for_writepage": .writeback,
+        "do_page_mkwrite": .other, "do_wp_page": .other, "wp_page_shared": .other, "fault_dirty_shared_page": .other,
+        "handle_mm_fault": .other, "generic_perform_write": .other, "iomap_write_iter": .other,
+        "mark_buffer_dirty": .other, "block_dirty_folio": .other,
+    ]
 
     /// struct page flags/refcount/pincount read by the kprobe (`+0`, `+52`, `+88` in the 6.1 set).
     private func readPageFields(_ e: RawEvent, into pe: inout PageEvent) {
