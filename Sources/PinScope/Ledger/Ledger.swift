@@ -182,8 +182,9 @@ public struct Ledger {
             if e.dirtySource == .notifier {
                 state.notifierDirty = (Evidence(e), state.cycle)
             }
+            // A dirtying between a clean and the writeback start it leads to stays in that cycle.
+            if !state.underWriteback && state.cleanedBy == nil { state.inCycle = false }
             if e.dirtySource != .writeback { state.cleanedBy = nil }
-            state.inCycle = state.underWriteback
         case .mkclean, .cleanForIO:
             openCycle(&state)
             state.cleanedBy = Evidence(e)
@@ -192,6 +193,7 @@ public struct Ledger {
             state.underWriteback = true
         case .writebackEnd:
             state.underWriteback = false
+            state.inCycle = false
         case .cacheAdd:
             // A page entering the page cache was just allocated: whatever the trace had on this
             // pfn belonged to an earlier life whose last references went unseen.

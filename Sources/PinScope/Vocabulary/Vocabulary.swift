@@ -56,9 +56,11 @@ public struct Vocabulary {
         self.userMap = userMap
     }
 
-    /// Decodes GUP flags with the trace's kernel layout.
+    /// Decodes GUP flags with the trace's kernel layout. Without one, only FOLL_WRITE (0x1 in
+    /// every kernel since 2.6) is read; the rest stays raw.
     public func follFlags(_ raw: UInt64?) -> FollFlags? {
-        guard let raw, let foll else { return nil }
+        guard let raw else { return nil }
+        guard let foll else { return raw & 1 != 0 ? .write : [] }
         return foll.decode(raw).flags
     }
 
@@ -116,7 +118,8 @@ public struct Vocabulary {
             guard profiles.contains(.kprobes), let page = e.u("page") else { return miss(e) }
             let flags = e.u("flags")
             let refs = Int(e.s("refs") ?? 1)
-            var pe = PageEvent(kind: isPin(flags) ? .pin : .get, from: e, page: .pointer(page), refs: refs,
+            let pin = foll != nil ? isPin(flags) : gupCalls[e.pid]?.api.hasPrefix("pin_user_pages") ?? false
+            var pe = PageEvent(kind: pin ? .pin : .get, from: e, page: .pointer(page), refs: refs,
                                gupFlags: flags, mapping: e.u("mapping"), index: e.u("index"))
             readPageFields(e, into: &pe)
             if let call = gupCalls[e.pid] {
@@ -132,13 +135,16 @@ public struct Vocabulary {
         case "gup_put_folio":
             guard profiles.contains(.kprobes), let folio = e.u("folio") else { return miss(e) }
             let flags = e.u("flags")
-            var pe = PageEvent(kind: isPin(flags) ? .unpin : .put, from: e, page: .pointer(folio),
+            // Without a FOLL_* table the call tells: unpin_user_page* drops pins.
+            let unpin = foll != nil ? isPin(flags)
+                : dirtyCalls[e.pid].map { $0.source == .pinRelease && e.timestampNs &- $0.startNs < wrapperWindowNs } ?? false
+            var pe = PageEvent(kind: unpin ? .unpin : .put, from: e, page: .pointer(folio),
                                refs: Int(e.s("refs") ?? 1), gupFlags: flags, mapping: e.u("mapping"), index: e.u("index"))
             readPageFields(e, into: &pe)
             if let d = dirtyCalls[e.pid], e.timestampNs &- d.startNs < wrapperWindowNs { pe.call = d.api }
             emit(pe)
             count("kprobes")
-        case "unpin_user_pages_dirty_lock", "unpin_user_page_range_dirty_lock", "unpin_user_pages":
+        case "unpin_user_pages_dirty_lock", "unpin_user_page_range_dirty_lock", "unpin_user_pages", "unpin_user_page":
             guard profiles.contains(.kprobes) else { return }
             dirtyCalls[e.pid] = DirtyContext(source: .pinRelease, api: name, bio: nil, stack: e.stack, startNs: e.timestampNs)
             gupCalls[e.pid] = nil
@@ -322,7 +328,8 @@ public struct Vocabulary {
     }
 
     private func isPin(_ flags: UInt64?) -> Bool {
-        follFlags(flags)?.contains(.pin) ?? false
+        guard let flags, let foll else { return false }
+        return foll.decode(flags).flags.contains(.pin)
     }
 
     private mutating func miss(_ e: RawEvent) {
