@@ -42,26 +42,3 @@ final class VocabularyTests: XCTestCase {
     }
 }
 
-/// Pin lifetimes on the process_vm capture against the workload's own numbers.
-final class LedgerTests: XCTestCase {
-    func testEveryPinOfTheProcessVMWorkloadIsReleased() throws {
-        let source = try TraceInput.open(TestPaths.sample("guest-process_vm/trace-v7zstd.dat"))
-        var vocabulary = Vocabulary(kernelRelease: source.info.kernelRelease)
-        var ledger = Ledger()
-        while let e = try source.next() {
-            vocabulary.map(e) { ledger.apply($0) }
-        }
-        // The log: 40 rounds of process_vm_readv/writev of 65536 bytes = 16 pages each; every
-        // pin_user_pages_remote call (summary.txt: 40 calls, 640 pages returned) is unpinned.
-        let log = try String(contentsOfFile: TestPaths.sample("guest-process_vm/workload-ground-truth.log"), encoding: .utf8)
-        let rounds = log.split(separator: "\n").filter { $0.contains("PROCESS_VM_") && $0.contains(" end ret=65536") }.count
-        XCTAssertEqual(rounds, 40)
-        XCTAssertEqual(ledger.pinsAcquired, rounds * 16)
-        XCTAssertEqual(ledger.pinsReleased, rounds * 16)
-        XCTAssertEqual(ledger.releasesWithoutAcquire, 0)
-        // summary.txt: "max outstanding pins on one folio: 1; folios still pinned at end of trace: 0".
-        XCTAssertEqual(ledger.pages.values.filter { $0.holds.contains { $0.kind == .pin } }.count, 0)
-        XCTAssertEqual(ledger.lifetimeCount, rounds * 16)
-        XCTAssertEqual(ledger.longestPin?.hold.comm, "process_vm")
-    }
-}

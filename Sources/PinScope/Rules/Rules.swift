@@ -83,7 +83,7 @@ public struct DirtyAfterMkclean: Rule {
         case .bioSubmit: by = "direct-I/O submission (bio_set_pages_dirty)"
         default: by = "the pin holder releasing it (\(e.call ?? e.api))"
         }
-        var evidence = [clean, Evidence(e, detail: "dirtied by \(by)")]
+        var evidence = [clean, Evidence(e, detail: "dirtied by \(by)" + (e.bio.map { " (bio 0x\(String($0, radix: 16)))" } ?? ""))]
         if let reference { evidence.insert(reference, at: 0) }
         let uncertain = reference == nil || e.afterLostEvents
             || ctx.lostBetween(reference?.timestampNs ?? clean.timestampNs, e.timestampNs)
