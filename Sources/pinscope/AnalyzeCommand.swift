@@ -82,8 +82,10 @@ struct AnalyzeCommand: ParsableCommand {
                 case .json:
                     docs.append(AnalysisReport.json(analysis))
                 }
-                for w in source.warnings { printError("pinscope: warning: \(w)") }
-                damaged = damaged || !source.warnings.isEmpty
+                for w in analysis.warnings where analysis.damaged || source.warnings.contains(where: { $0.description == w }) {
+                    printError("pinscope: warning: \(w)")
+                }
+                damaged = damaged || analysis.damaged || !source.warnings.isEmpty
                 switch failOn {
                 case .error: failing += analysis.certainFindings(atLeast: .error)
                 case .warning: failing += analysis.certainFindings(atLeast: .warning)

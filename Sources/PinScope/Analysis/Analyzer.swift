@@ -60,6 +60,8 @@ public struct Analysis: Sendable {
     public var anomalies = Anomalies()
     public var warnings: [String] = []
     public var longtermNs: UInt64 = 0
+    /// The input was damaged (truncated, corrupt): what was read is analyzed, and `warnings` says where it stopped.
+    public var damaged = false
 
     /// Findings that count for the exit status: certain ones at or above `severity`.
     public func certainFindings(atLeast severity: Severity) -> Int {
@@ -103,8 +105,18 @@ public final class Analyzer {
     /// Reads a whole source and returns the analysis.
     public static func analyze(_ source: RawEventSource, options: AnalysisOptions) throws -> Analysis {
         let analyzer = Analyzer(info: source.info, options: options)
-        while let e = try source.next() { analyzer.consume(e) }
+        var damage: TraceError?
+        do {
+            while let e = try source.next() { analyzer.consume(e) }
+        } catch let e as TraceError {
+            // Findings up to the damage, and the damage as a warning.
+            damage = e
+        }
         var result = analyzer.finish()
+        if let damage {
+            result.warnings.append("\(damage) (analysis stops here: findings cover the trace up to this point)")
+            result.damaged = true
+        }
         result.anomalies.merge(source.anomalies)
         result.warnings += source.warnings.map(\.description)
         return result
