@@ -116,7 +116,11 @@ bench() {  # bench ID "form" "tool label" count=stat|lines -- command...
     ids+=("$id"); T_FORM[$id]=$form; T_LABEL[$id]=$label; T_ERR[$id]=""
     say "  $form: $label"
     local out=$run/out.$id n
-    if [ "$count" = lines ]; then
+    if [ "$count" = analyze ]; then   # "  events read   N (...)" -> "events: N"
+        if ! "$@" 2>"$run/err.$id" | sed -n 's/^  events read *\([0-9][0-9]*\).*/events: \1/p' >"$out"; then
+            T_ERR[$id]=$(head -c 200 "$run/err.$id" | head -1); errors=$((errors + 1)); return 0
+        fi
+    elif [ "$count" = lines ]; then
         if ! "$@" 2>"$run/err.$id" | awk '/^=>/ || (NR == 1 && /^cpus=/) { next } { n++ } END { print "events: " n + 0 }' >"$out"; then
             T_ERR[$id]=$(head -c 200 "$run/err.$id" | head -1); errors=$((errors + 1)); return 0
         fi
@@ -186,9 +190,8 @@ bench c_dat7   "trace.dat v7 zstd" "C libtracecmd loop"      stat  -- "$work/tra
 fi
 bench ps_txt   "kernel text"   "pinscope events --stat"      stat  -- "$pinscope" events --stat "$text"
 bench py_txt   "kernel text"   "python3 regex_scan.py"       stat  -- python3 "$here/regex_scan.py" "$text"
-# issue 3 will add here, e.g.:
-#   bench pa_dat "trace.dat v6" "pinscope analyze" stat -- "$pinscope" analyze "$dat"
-#   bench pa_txt "kernel text"  "pinscope analyze" stat -- "$pinscope" analyze "$text"
+bench pa_dat   "trace.dat v6"  "pinscope analyze"            analyze -- "$pinscope" analyze --fail-on never "$dat"
+bench pa_txt   "kernel text"   "pinscope analyze"            analyze -- "$pinscope" analyze --fail-on never "$text"
 
 same_count ps_dat c_dat tc_dat
 [ -n "$dat7" ] && same_count ps_dat c_dat ps_dat7 c_dat7
@@ -201,6 +204,22 @@ if [ -n "$dat7" ]; then
 ratio c_dat7 ps_dat7 ">"  1  "C libtracecmd loop / pinscope  (trace.dat v7 zstd)"
 fi
 ratio py_txt ps_txt  ">=" 20 "python regex script / pinscope (kernel text)"
+ratio c_dat  pa_dat  ">"  1  "C libtracecmd loop / pinscope analyze (v6)"
+ratio tc_dat pa_dat  ">=" 10 "trace-cmd report / pinscope analyze   (v6)"
+ratio py_txt pa_txt  ">=" 20 "python regex script / pinscope analyze (text)"
+
+# Memory flat in trace length: the same capture's kernel text, once and 10 times over (the same
+# pages again and again), analyzed; peak RSS must grow at most 1.3x.
+one=$(ls "$shared"/host-odirect-mmap/trace.txt 2>/dev/null || true)
+if [ -n "$one" ]; then
+    for ((i = 0; i < 10; i++)); do cat "$one"; done >"$work/rss-x10.txt"
+    /usr/bin/time -f '%M' -o "$run/rss.x1" "$pinscope" analyze --fail-on never "$one" >/dev/null 2>&1 || true
+    /usr/bin/time -f '%M' -o "$run/rss.x10" "$pinscope" analyze --fail-on never "$work/rss-x10.txt" >/dev/null 2>&1 || true
+    r1=$(tail -1 "$run/rss.x1"); r10=$(tail -1 "$run/rss.x10")
+    rr=$(awk -v a="$r10" -v b="$r1" 'BEGIN { printf "%.2f", a / b }')
+    if awk -v r="$rr" 'BEGIN { exit !(r <= 1.3) }'; then v=PASS; else v=FAIL; failed_targets=$((failed_targets + 1)); fi
+    ratios+=("$(printf '%-52s %8sx   target %-7s %s' "analyze peak RSS, 10x trace / 1x ($r10 / $r1 KB)" "$rr" "<= 1.3x" "$v")")
+fi
 
 # --- report ------------------------------------------------------------------------------------------
 fmt_rate() { awk -v n="$1" -v t="$2" 'BEGIN { if (t > 0) printf "%.2f M/s", n / t / 1e6; else print "-" }'; }

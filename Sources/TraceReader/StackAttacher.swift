@@ -36,6 +36,16 @@ struct StackAttacher {
         }
     }
 
+    /// A record on `cpu` the caller skipped undecoded: no stack can follow the events before it.
+    mutating func skipped(cpu: Int) {
+        for i in pending.indices where !pending[i].resolved && pending[i].event.cpu == cpu {
+            pending[i].resolved = true
+        }
+        while let first = pending.first, first.resolved {
+            ready.append(pending.removeFirst().event)
+        }
+    }
+
     /// Releases everything held (at the end of input).
     mutating func flush() {
         while let h = pending.popFirst() { ready.append(h.event) }

@@ -283,6 +283,26 @@ public final class TraceDatReader: RawEventSource {
         decoder.reportLine(record, timeMode: dat.timestampsInNanoseconds ? (nanoseconds ? 1 : 0) : 2, raw: raw)
     }
 
+    /// When set, `next()` decodes only events with these names (and the stacks recorded right
+    /// after them); the others are skipped undecoded. Set before reading.
+    public var onlyEvents: Set<String>?
+    /// Records skipped undecoded because of `onlyEvents`.
+    public private(set) var skippedRecords = 0
+    private var wanted = [UInt8](repeating: 0, count: 1 << 16)
+    private var skippedLast: [Int: Bool] = [:]
+    private lazy var stackID: Int = {
+        for id in 0..<(1 << 16) where decoder.names(id: Int32(id)).map({ $0.name == "kernel_stack" && $0.system == "ftrace" }) ?? false {
+            return id
+        }
+        return -1
+    }()
+
+    private func isWanted(_ id: Int) -> Bool {
+        guard let names = decoder.names(id: Int32(id)) else { return false }
+        if names.name == "kernel_stack" && names.system == "ftrace" { return true }
+        return onlyEvents?.contains(names.name) ?? true
+    }
+
     public func next() throws -> RawEvent? {
         while true {
             if let e = attacher.next() { return e }
@@ -292,7 +312,22 @@ public final class TraceDatReader: RawEventSource {
                 attacher.flush()
                 continue
             }
-            let event = decoder.decode(rec, cpu: streams[current].cpu)
+            let cpu = streams[current].cpu
+            if onlyEvents != nil {
+                // Skip records nobody asked for undecoded; a stack goes with the event before it.
+                let id = Int(UInt16(truncatingIfNeeded: eventID(of: rec)))
+                if wanted[id] == 0 { wanted[id] = isWanted(id) ? 1 : 2 }
+                let isStack = id == stackID
+                // A record after lost events is always decoded: it carries the loss.
+                if rec.pointee.missed_events == 0, wanted[id] == 2 || (isStack && skippedLast[cpu, default: false]) {
+                    skippedLast[cpu] = true
+                    skippedRecords += 1
+                    if attachStacks { attacher.skipped(cpu: cpu) }
+                    continue
+                }
+                if !isStack { skippedLast[cpu] = false }
+            }
+            let event = decoder.decode(rec, cpu: cpu)
             guard attachStacks else { return event }
             attacher.add(event, isStack: event.name == "kernel_stack" && event.system == "ftrace")
         }

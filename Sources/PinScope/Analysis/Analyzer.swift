@@ -105,6 +105,9 @@ public final class Analyzer {
     /// Reads a whole source and returns the analysis.
     public static func analyze(_ source: RawEventSource, options: AnalysisOptions) throws -> Analysis {
         let analyzer = Analyzer(info: source.info, options: options)
+        if let dat = source as? TraceDatReader, options.userMap == nil {
+            dat.onlyEvents = Vocabulary.consumedEventNames
+        }
         var damage: TraceError?
         do {
             while let e = try source.next() { analyzer.consume(e) }
@@ -113,6 +116,7 @@ public final class Analyzer {
             damage = e
         }
         var result = analyzer.finish()
+        if let dat = source as? TraceDatReader { result.eventsRead += dat.skippedRecords }
         if let damage {
             result.warnings.append("\(damage) (analysis stops here: findings cover the trace up to this point)")
             result.damaged = true

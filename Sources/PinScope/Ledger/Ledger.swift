@@ -1,15 +1,16 @@
 import TraceReader
 
-/// One event as evidence: when, where, what, who.
-public struct Evidence: Sendable {
-    public var timestampNs: UInt64
-    public var cpu: Int
-    public var pid: Int32
-    public var comm: String
-    public var event: String
-    public var call: String?
-    public var detail: String?
-    public var locator: TraceLocator
+/// One event as evidence: when, where, what, who. A class: page states and holds keep several,
+/// and copying them by reference keeps the ledger's per-event work small.
+public final class Evidence: Sendable {
+    public let timestampNs: UInt64
+    public let cpu: Int
+    public let pid: Int32
+    public let comm: String
+    public let event: String
+    public let call: String?
+    public let detail: String?
+    public let locator: TraceLocator
 
     public init(_ e: PageEvent, detail: String? = nil) {
         timestampNs = e.timestampNs
@@ -130,7 +131,7 @@ public struct Ledger {
             return
         }
         if e.kind == .migrateFail { return }
-        var state = pages[e.page] ?? PageState()
+        var state = pages.removeValue(forKey: e.page) ?? PageState()
         learnKeys(e, &state, pageFlagLayout)
         switch e.kind {
         case .pin, .get:
