@@ -28,7 +28,7 @@ build: deps
 	$(SWIFT) build -c release --product pinscope
 
 run: build
-	$(BIN) events --stat $(SAMPLE)
+	$(BIN) analyze --fail-on never $(SAMPLE)
 
 test: deps
 	$(SWIFT) build --build-tests

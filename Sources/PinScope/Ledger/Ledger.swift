@@ -77,7 +77,7 @@ public struct Ledger {
         /// Last time a write-capable reference was taken: a FOLL_WRITE grab, or a GUP-time fault
         /// dirtying the page (all a tracepoint-only trace shows of a GUP).
         public var lastWriteReference: Evidence?
-        public var lastWriteReferenceOwner: Hold?
+        public var lastWriteReferenceOwner: Owner?
         /// The page was born in the trace (added to the page cache, or freed and reused): no
         /// reference on it can predate the trace.
         public var bornInTrace = false
@@ -141,7 +141,7 @@ public struct Ledger {
             let n = max(1, e.refs)
             if hold.isWrite {
                 state.lastWriteReference = Evidence(e)
-                state.lastWriteReferenceOwner = hold
+                state.lastWriteReferenceOwner = Owner(hold)
             }
             if hold.kind == .pin {
                 pinsAcquired += n
@@ -179,6 +179,7 @@ public struct Ledger {
         case .markDirty:
             if e.dirtySource == .gupFault {
                 state.lastWriteReference = Evidence(e)
+                state.lastWriteReferenceOwner = Owner(e)
             }
             if e.dirtySource == .notifier {
                 state.notifierDirty = (Evidence(e), state.cycle)

@@ -76,7 +76,7 @@ public struct DirtyAfterMkclean: Rule {
               let state, let clean = state.cleanedBy else { return }
         let reference = state.lastWriteReference
         if let reference, reference.timestampNs > clean.timestampNs { return }
-        let owner = state.lastWriteReferenceOwner.map { Owner($0) } ?? Owner(e)
+        let owner = state.lastWriteReferenceOwner ?? Owner(e)
         let by: String
         switch source {
         case .bioCompletion: by = "direct-I/O completion"
