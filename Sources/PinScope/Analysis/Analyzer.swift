@@ -1,7 +1,4 @@
 import TraceReader
-#if canImport(Glibc)
-import Glibc
-#endif
 
 public struct AnalysisOptions: Sendable {
     /// Pins held at least this long are long-term for pin-leak and the statistics.
@@ -80,7 +77,6 @@ public final class Analyzer {
     private let pageFlags: PageFlagLayout?
     private var seenPages = Set<PageRef>()
     private var pending: [PageEvent] = []
-    private let debugPfn: UInt64? = getenv("PINSCOPE_DEBUG_PFN").flatMap { UInt64(String(cString: $0), radix: 16) }
     private let seenLimit = 1 << 22
 
     public init(info: TraceInfo, options: AnalysisOptions) {
@@ -165,9 +161,6 @@ public final class Analyzer {
         if case .range = key {} else if seenPages.count < seenLimit { seenPages.insert(key) }
         ledger.noteReuse(e)
         let before = ledger[key]
-        if debugPfn != nil, key == .pfn(debugPfn!) || e.page == .pointer(0xffffea0000000000 + debugPfn! * 64) {
-            print("DEBUG", e.timestampNs, e.kind, event.page, key, before?.holds.count ?? -1, before?.bornNs ?? 0)
-        }
         for i in rules.indices { rules[i].observe(e, before, &ctx) }
         let foll = vocabulary.follFlags(e.gupFlags)
         ledger.apply(e, follFlags: foll, pageFlagLayout: pageFlags) { life in
