@@ -68,7 +68,7 @@ public enum EventFormatter {
         let usec = (e.timestampNs % 1_000_000_000 + 500) / 1000
         let (s, u) = usec >= 1_000_000 ? (sec + 1, usec - 1_000_000) : (sec, usec)
         let frac = String(u)
-        var line = e.comm.leftPadded(16) + "-" + String(e.pid).padding(5) + " [" + zeroPad(e.cpu, 3) + "] "
+        var line = e.comm.leftPadded(16) + "-" + String(e.pid).rightPadded(5) + " [" + zeroPad(e.cpu, 3) + "] "
         line += String(s).leftPadded(5) + "." + String(repeating: "0", count: 6 - frac.count) + frac + ": "
         line += e.name + ": "
         if e.name.count < 20 { line += String(repeating: " ", count: 20 - e.name.count) }
@@ -88,7 +88,8 @@ extension String {
         count >= width ? self : String(repeating: " ", count: width - count) + self
     }
 
-    func padding(_ width: Int) -> String {
+    /// Left-aligned in `width` columns (printf's `%-*s`).
+    public func rightPadded(_ width: Int) -> String {
         count >= width ? self : self + String(repeating: " ", count: width - count)
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import PinScope
+import TraceReader
 
 struct ExplainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,7 +16,7 @@ struct ExplainCommand: ParsableCommand {
         defer { out.flush() }
         guard let id = rule else {
             for r in Rules.all {
-                out.write(r.id.padding(toLength: 24) + r.severity.rawValue.padding(toLength: 9) + r.title)
+                out.write(r.id.rightPadded(23) + " " + r.severity.rawValue.rightPadded(8) + " " + r.title)
             }
             return
         }
@@ -27,8 +28,4 @@ struct ExplainCommand: ParsableCommand {
         out.write("")
         out.write(info.explanation)
     }
-}
-
-extension String {
-    func padding(toLength n: Int) -> String { count >= n ? self + " " : self + String(repeating: " ", count: n - count) }
 }

@@ -42,7 +42,7 @@ struct ProfilesCommand: ParsableCommand {
             for p in set.probes where p.stack { out.write("#   echo stacktrace > events/kprobes/\(p.name)/trigger") }
             return
         }
-        for (profile, text) in Self.descriptions { out.write(profile.rawValue.padding(toLength: 12) + text) }
+        for (profile, text) in Self.descriptions { out.write(profile.rawValue.rightPadded(11) + " " + text) }
     }
 
     static let descriptions: [(Vocabulary.Profile, String)] = [

@@ -77,6 +77,8 @@ public final class Analyzer {
     private let pageFlags: PageFlagLayout?
     private var seenPages = Set<PageRef>()
     private var pending: [PageEvent] = []
+    /// The reader already dropped the events the vocabulary does not read.
+    private var prefiltered = false
     private let seenLimit = 1 << 22
 
     public init(info: TraceInfo, options: AnalysisOptions) {
@@ -103,6 +105,7 @@ public final class Analyzer {
         let analyzer = Analyzer(info: source.info, options: options)
         if let dat = source as? TraceDatReader, options.userMap == nil {
             dat.onlyEvents = Vocabulary.consumedEventNames
+            analyzer.prefiltered = true
         }
         var damage: TraceError?
         do {
@@ -131,7 +134,7 @@ public final class Analyzer {
             ctx.lostAt.append(e.timestampNs)
             if analysis.lostAt.count < 1000 { analysis.lostAt.append((e.timestampNs, e.cpu)) }
         }
-        guard Vocabulary.consumedEventNames.contains(e.name) || options.userMap != nil else { return }
+        guard prefiltered || options.userMap != nil || Vocabulary.consumedEventNames.contains(e.name) else { return }
         let calibrated = vocabulary.identity.vmemmapBase != nil
         vocabulary.map(e) { pending.append($0) }
         for pe in pending { handle(pe) }
@@ -172,24 +175,18 @@ public final class Analyzer {
         }
         for c in ctx.crossings { ledger.markFlagged(c.page, holdAt: c.hold, cycle: c.cycle) }
         ctx.crossings.removeAll()
+        let after = ledger[key]
+        var backing = after?.backing
         if case .pfn(let pfn) = key, let f = identity.file(ofPfn: pfn) {
-            ledger.learnDevice(key, dev: f.dev ?? identity.dev(ofIno: f.ino), ino: f.ino, index: f.index)
-        } else if let ino = ledger[key]?.ino, ledger[key]?.dev == nil, let dev = identity.dev(ofIno: ino) {
-            ledger.learnDevice(key, dev: dev, ino: nil, index: nil)
+            backing = ledger.learnDevice(key, dev: f.dev ?? identity.dev(ofIno: f.ino), ino: f.ino, index: f.index) ?? backing
+        } else if let ino = after?.ino, after?.dev == nil, let dev = identity.dev(ofIno: ino) {
+            backing = ledger.learnDevice(key, dev: dev, ino: nil, index: nil) ?? backing
         }
         switch e.kind {
         case .pin, .get:
-            let driver = e.driver?.driver ?? e.comm
-            var stats = analysis.byDriver[driver, default: PinGroupStats()]
-            if e.kind == .pin { stats.pins += max(1, e.refs) } else { stats.gets += max(1, e.refs) }
-            if foll?.contains(.longterm) ?? false { stats.longterm += max(1, e.refs) }
-            analysis.byDriver[driver] = stats
-            if let backing = ledger[key]?.backing {
-                var b = analysis.byBacking[backing.rawValue, default: PinGroupStats()]
-                if e.kind == .pin { b.pins += max(1, e.refs) } else { b.gets += max(1, e.refs) }
-                if foll?.contains(.longterm) ?? false { b.longterm += max(1, e.refs) }
-                analysis.byBacking[backing.rawValue] = b
-            }
+            let longterm = foll?.contains(.longterm) ?? false
+            analysis.byDriver[e.driver?.driver ?? e.comm, default: PinGroupStats()].count(e, longterm: longterm)
+            if let backing { analysis.byBacking[backing.rawValue, default: PinGroupStats()].count(e, longterm: longterm) }
         case .put where !e.inferred:
             ctx.visibleGetReleases += 1
         default:
@@ -246,6 +243,13 @@ public final class Analyzer {
 }
 
 extension PinGroupStats {
+    /// An acquire: a pin or a FOLL_GET reference, `refs` of them.
+    mutating func count(_ e: PageEvent, longterm: Bool) {
+        let n = max(1, e.refs)
+        if e.kind == .pin { pins += n } else { gets += n }
+        if longterm { self.longterm += n }
+    }
+
     mutating func record(_ life: PinLifetime) {
         released += 1
         totalNs &+= life.durationNs

@@ -93,6 +93,14 @@ public struct Ledger {
         public var notifierDirty: (evidence: Evidence, cycle: Int)?
 
         var isIdle: Bool { holds.isEmpty && !underWriteback && lastWriteReference == nil && notifierDirty == nil }
+
+        /// A page (re)born at `ns`: nothing on it can predate that.
+        static func newLife(at ns: UInt64) -> PageState {
+            var s = PageState()
+            s.bornInTrace = true
+            s.bornNs = ns
+            return s
+        }
     }
 
     public private(set) var pages: [PageRef: PageState] = [:]
@@ -201,10 +209,8 @@ public struct Ledger {
             // pfn belonged to an earlier life whose last references went unseen.
             getsExpired += state.holds.filter { $0.kind == .get }.count
             if let ino = state.ino { pagesOfIno[ino]?.remove(e.page) }
-            state = PageState()
+            state = .newLife(at: e.timestampNs)
             learnKeys(e, &state, pageFlagLayout)
-            state.bornInTrace = true
-            state.bornNs = e.timestampNs
         case .freed, .cacheDelete:
             // The page is gone (or leaves the cache): references the trace could not see dropped went with it.
             let gets = state.holds.filter { $0.kind == .get }.count
@@ -212,9 +218,7 @@ public struct Ledger {
             if e.kind == .freed || state.holds.isEmpty {
                 drop(e.page, state)
                 if e.kind == .freed {
-                    var reborn = PageState()
-                    reborn.bornInTrace = true
-                    reborn.bornNs = e.timestampNs
+                    var reborn = PageState.newLife(at: e.timestampNs)
                     reborn.pointer = state.pointer
                     pages[e.page] = reborn.isIdle ? nil : reborn
                 }
@@ -233,10 +237,7 @@ public struct Ledger {
         guard let m = e.mapping, m != 0, let state = pages[e.page], let old = state.mapping, old != m else { return }
         getsExpired += state.holds.count
         drop(e.page, state)
-        var reborn = PageState()
-        reborn.bornInTrace = true
-        reborn.bornNs = e.timestampNs
-        pages[e.page] = reborn
+        pages[e.page] = .newLife(at: e.timestampNs)
     }
 
     /// A writepages pass over [index, lastIndex] of an inode cleans the dirty pages it covers.
@@ -288,8 +289,10 @@ public struct Ledger {
     }
 
     /// Tells the ledger that a page's device/backing is known (from the identity resolver).
-    public mutating func learnDevice(_ page: PageRef, dev: UInt64?, ino: UInt64?, index: UInt64?) {
-        guard var state = pages[page] else { return }
+    /// Returns the page's backing now, nil when the ledger does not track the page.
+    @discardableResult
+    public mutating func learnDevice(_ page: PageRef, dev: UInt64?, ino: UInt64?, index: UInt64?) -> Backing? {
+        guard var state = pages[page] else { return nil }
         if let dev { state.dev = dev }
         if let ino, state.ino == nil {
             state.ino = ino
@@ -298,6 +301,7 @@ public struct Ledger {
         if let index, state.index == nil { state.index = index }
         state.backing = Self.backing(state, pageFlags: nil, layout: nil)
         pages[page] = state
+        return state.backing
     }
 
     /// Marks the reported writeback cycle on a page's holds.

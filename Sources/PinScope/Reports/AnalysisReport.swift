@@ -157,7 +157,7 @@ public enum AnalysisReport {
         header += ", kernel \(a.kernel ?? "unknown")"
         if let clock = a.info.clock { header += ", clock \(clock)" }
         out.append(header)
-        func row(_ label: String, _ value: String) { out.append("  " + label.padding(22) + value) }
+        func row(_ label: String, _ value: String) { out.append("  " + label.rightPadded(21) + " " + value) }
         row("events read", "\(a.eventsRead) (\(a.pageEvents) page events)")
         if let f = a.firstNs, let l = a.lastNs { row("time", "\(seconds(f)) .. \(seconds(l)) (\(durationText(l &- f)))") }
         row("pages tracked", "\(a.pagesTracked) (peak \(a.peakLivePages) live)")
@@ -178,7 +178,7 @@ public enum AnalysisReport {
                 if g.longterm > 0 { s += ", \(g.longterm) long-term" }
                 if g.released > 0 { s += ", mean \(durationText(g.totalNs / UInt64(g.released))), max \(durationText(g.maxNs))" }
                 if g.findings > 0 { s += ", \(g.findings) findings" }
-                out.append("    " + name.padding(20) + s)
+                out.append("    " + name.rightPadded(19) + " " + s)
             }
         }
         for w in a.warnings { out.append("warning: \(w)") }
@@ -213,8 +213,4 @@ public enum AnalysisReport {
         }
         return out.joined(separator: "\n")
     }
-}
-
-extension String {
-    func padding(_ width: Int) -> String { count >= width ? self + " " : self + String(repeating: " ", count: width - count) }
 }
