@@ -29,7 +29,11 @@ let package = Package(
             // The per-record loop is hot: no dynamic exclusivity checks in release builds.
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
-        .target(name: "PinScope", dependencies: ["TraceReader"]),
+        .target(
+            name: "PinScope", dependencies: ["TraceReader"],
+            // The per-event analysis is hot too (page states are classes changed in place).
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+        ),
         .executableTarget(
             name: "pinscope",
             dependencies: [

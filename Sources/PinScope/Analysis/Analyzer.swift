@@ -166,21 +166,24 @@ public final class Analyzer {
         let before = ledger[key]
         for i in rules.indices { rules[i].observe(e, before, &ctx) }
         let foll = vocabulary.follFlags(e.gupFlags)
-        ledger.apply(e, follFlags: foll, pageFlagLayout: pageFlags) { life in
+        let backingBefore = before?.backing
+        let after = ledger.apply(e, follFlags: foll, pageFlagLayout: pageFlags) { life in
             let driver = life.hold.driver?.driver ?? life.hold.comm
             analysis.byDriver[driver, default: PinGroupStats()].record(life)
-            if let backing = before?.backing {
-                analysis.byBacking[backing.rawValue, default: PinGroupStats()].record(life)
+            if let backingBefore {
+                analysis.byBacking[backingBefore.rawValue, default: PinGroupStats()].record(life)
             }
         }
         for c in ctx.crossings { ledger.markFlagged(c.page, holdAt: c.hold, cycle: c.cycle) }
         ctx.crossings.removeAll()
-        let after = ledger[key]
         var backing = after?.backing
-        if case .pfn(let pfn) = key, let f = identity.file(ofPfn: pfn) {
-            backing = ledger.learnDevice(key, dev: f.dev ?? identity.dev(ofIno: f.ino), ino: f.ino, index: f.index) ?? backing
-        } else if let ino = after?.ino, after?.dev == nil, let dev = identity.dev(ofIno: ino) {
-            backing = ledger.learnDevice(key, dev: dev, ino: nil, index: nil) ?? backing
+        if let after {
+            if case .pfn(let pfn) = key, after.dev == nil || after.ino == nil || after.index == nil,
+               let f = identity.file(ofPfn: pfn) {
+                backing = ledger.learnDevice(key, after, dev: f.dev ?? identity.dev(ofIno: f.ino), ino: f.ino, index: f.index)
+            } else if let ino = after.ino, after.dev == nil, let dev = identity.dev(ofIno: ino) {
+                backing = ledger.learnDevice(key, after, dev: dev, ino: nil, index: nil)
+            }
         }
         switch e.kind {
         case .pin, .get:

@@ -66,7 +66,8 @@ public struct PinLifetime: Sendable {
 /// - Complexity: memory follows live pages: a page with nothing outstanding is dropped, and a
 ///   page leaves when it is freed or deleted from the page cache.
 public struct Ledger {
-    public struct PageState: Sendable {
+    /// A class: the ledger looks a page up once per event and changes it in place.
+    public final class PageState {
         public var holds: [Hold] = []
         public var underWriteback = false
         /// Writeback cycles seen (a clean or a writeback start outside one opens a new cycle).
@@ -91,12 +92,16 @@ public struct Ledger {
         public var order: Int?
         /// The last dirtying from an mmu-notifier callback, and the cycle it was in.
         public var notifierDirty: (evidence: Evidence, cycle: Int)?
+        /// The inode whose page list (for writepages ranges) holds this page.
+        fileprivate var listedUnder: UInt64?
+
+        init() {}
 
         var isIdle: Bool { holds.isEmpty && !underWriteback && lastWriteReference == nil && notifierDirty == nil }
 
         /// A page (re)born at `ns`: nothing on it can predate that.
         static func newLife(at ns: UInt64) -> PageState {
-            var s = PageState()
+            let s = PageState()
             s.bornInTrace = true
             s.bornNs = ns
             return s
@@ -104,7 +109,7 @@ public struct Ledger {
     }
 
     public private(set) var pages: [PageRef: PageState] = [:]
-    /// Pages of each inode the ledger tracks by (ino, index), for range events.
+    /// Pages of each inode not cleaned since last dirtied, for writepages range events.
     private var pagesOfIno: [UInt64: Set<PageRef>] = [:]
     public private(set) var pinsAcquired = 0
     public private(set) var pinsReleased = 0
@@ -130,17 +135,20 @@ public struct Ledger {
 
     public subscript(page: PageRef) -> PageState? { pages[page] }
 
-    /// Applies one event. `onRelease` sees each completed pin lifetime.
+    /// Applies one event and returns the page's state after it (nil when the ledger does not
+    /// keep the page). `onRelease` sees each completed pin lifetime.
+    @discardableResult
     public mutating func apply(_ e: PageEvent, follFlags: FollFlags?, pageFlagLayout: PageFlagLayout?,
-                               onRelease: (PinLifetime) -> Void = { _ in }) {
-        if case .range = e.page { return }
+                               onRelease: (PinLifetime) -> Void = { _ in }) -> PageState? {
+        if case .range = e.page { return nil }
         if e.kind == .cleanRange {
             applyRange(e)
-            return
+            return nil
         }
-        if e.kind == .migrateFail { return }
-        var state = pages.removeValue(forKey: e.page) ?? PageState()
-        learnKeys(e, &state, pageFlagLayout)
+        if e.kind == .migrateFail { return nil }
+        let known = pages[e.page]
+        let state = known ?? PageState()
+        learnKeys(e, state, pageFlagLayout)
         switch e.kind {
         case .pin, .get:
             var hold = Hold(kind: e.kind, pid: e.pid, comm: e.comm, acquiredNs: e.timestampNs, gupFlags: e.gupFlags,
@@ -148,7 +156,7 @@ public struct Ledger {
                             acquire: Evidence(e), uncertain: e.afterLostEvents)
             let n = max(1, e.refs)
             if hold.isWrite {
-                state.lastWriteReference = Evidence(e)
+                state.lastWriteReference = hold.acquire
                 state.lastWriteReferenceOwner = Owner(hold)
             }
             if hold.kind == .pin {
@@ -196,10 +204,10 @@ public struct Ledger {
             if !state.underWriteback && state.cleanedBy == nil { state.inCycle = false }
             if e.dirtySource != .writeback { state.cleanedBy = nil }
         case .mkclean, .cleanForIO:
-            openCycle(&state)
+            openCycle(state)
             state.cleanedBy = Evidence(e)
         case .writebackStart:
-            openCycle(&state)
+            openCycle(state)
             state.underWriteback = true
         case .writebackEnd:
             state.underWriteback = false
@@ -208,26 +216,27 @@ public struct Ledger {
             // A page entering the page cache was just allocated: whatever the trace had on this
             // pfn belonged to an earlier life whose last references went unseen.
             getsExpired += state.holds.filter { $0.kind == .get }.count
-            if let ino = state.ino { pagesOfIno[ino]?.remove(e.page) }
-            state = .newLife(at: e.timestampNs)
-            learnKeys(e, &state, pageFlagLayout)
+            if known != nil { drop(e.page, state) }
+            let fresh = PageState.newLife(at: e.timestampNs)
+            learnKeys(e, fresh, pageFlagLayout)
+            return store(e.page, fresh, known: false)
         case .freed, .cacheDelete:
             // The page is gone (or leaves the cache): references the trace could not see dropped went with it.
             let gets = state.holds.filter { $0.kind == .get }.count
             getsExpired += gets
             if e.kind == .freed || state.holds.isEmpty {
-                drop(e.page, state)
+                if known != nil { drop(e.page, state) }
                 if e.kind == .freed {
-                    var reborn = PageState.newLife(at: e.timestampNs)
+                    let reborn = PageState.newLife(at: e.timestampNs)
                     reborn.pointer = state.pointer
-                    pages[e.page] = reborn.isIdle ? nil : reborn
+                    if !reborn.isIdle { pages[e.page] = reborn }
                 }
-                return
+                return nil
             }
         default:
             break
         }
-        store(e.page, state)
+        return store(e.page, state, known: known != nil)
     }
 
     /// Starts a new life for a page the event shows was freed and reused: it names a different
@@ -240,35 +249,37 @@ public struct Ledger {
         pages[e.page] = .newLife(at: e.timestampNs)
     }
 
-    /// A writepages pass over [index, lastIndex] of an inode cleans the dirty pages it covers.
+    /// A writepages pass over [index, lastIndex] of an inode cleans the dirty pages it covers
+    /// (the inode's list holds the pages not cleaned since they were last dirtied).
     private mutating func applyRange(_ e: PageEvent) {
-        guard let ino = e.ino, let first = e.index, let last = e.lastIndex else { return }
-        for key in pagesOfIno[ino] ?? [] {
-            guard var state = pages[key], let index = state.index, index >= first, index <= last else { continue }
-            openCycle(&state)
-            state.cleanedBy = Evidence(e)
-            pages[key] = state
+        guard let ino = e.ino, let first = e.index, let last = e.lastIndex,
+              var keys = pagesOfIno.removeValue(forKey: ino) else { return }
+        var clean: Evidence?
+        for key in keys {
+            guard let state = pages[key], let index = state.index, index >= first, index <= last else { continue }
+            openCycle(state)
+            if clean == nil { clean = Evidence(e) }
+            state.cleanedBy = clean
+            state.listedUnder = nil
+            keys.remove(key)
         }
+        if !keys.isEmpty { pagesOfIno[ino] = keys }
     }
 
-    private func openCycle(_ state: inout PageState) {
+    private func openCycle(_ state: PageState) {
         if !state.inCycle {
             state.cycle += 1
             state.inCycle = true
         }
     }
 
-    private mutating func learnKeys(_ e: PageEvent, _ state: inout PageState, _ layout: PageFlagLayout?) {
+    private func learnKeys(_ e: PageEvent, _ state: PageState, _ layout: PageFlagLayout?) {
         if case .pointer(let p) = e.page { state.pointer = p }
         if let m = e.mapping, m != 0 { state.mapping = m }
-        if let ino = e.ino, state.ino != ino {
-            state.ino = ino
-            pagesOfIno[ino, default: []].insert(e.page)
-        }
+        if let ino = e.ino { state.ino = ino }
         if case .file(let ino, let index) = e.page, state.ino == nil {
             state.ino = ino
             state.index = index
-            pagesOfIno[ino, default: []].insert(e.page)
         }
         if let index = e.index, e.kind != .cleanRange, state.mapping.map({ $0 & 1 == 0 }) ?? true { state.index = index }
         if let dev = e.dev { state.dev = dev }
@@ -289,33 +300,29 @@ public struct Ledger {
     }
 
     /// Tells the ledger that a page's device/backing is known (from the identity resolver).
-    /// Returns the page's backing now, nil when the ledger does not track the page.
+    /// Returns the page's backing now.
     @discardableResult
-    public mutating func learnDevice(_ page: PageRef, dev: UInt64?, ino: UInt64?, index: UInt64?) -> Backing? {
-        guard var state = pages[page] else { return nil }
+    public mutating func learnDevice(_ page: PageRef, _ state: PageState, dev: UInt64?, ino: UInt64?, index: UInt64?) -> Backing {
         if let dev { state.dev = dev }
-        if let ino, state.ino == nil {
-            state.ino = ino
-            pagesOfIno[ino, default: []].insert(page)
-        }
+        if let ino, state.ino == nil { state.ino = ino }
         if let index, state.index == nil { state.index = index }
         state.backing = Self.backing(state, pageFlags: nil, layout: nil)
-        pages[page] = state
+        list(page, state)
         return state.backing
     }
 
     /// Marks the reported writeback cycle on a page's holds.
     mutating func markFlagged(_ page: PageRef, holdAt i: Int, cycle: Int) {
-        guard let n = pages[page]?.holds.count, i < n else { return }
-        pages[page]?.holds[i].flaggedCycle = cycle
+        guard let state = pages[page], i < state.holds.count else { return }
+        state.holds[i].flaggedCycle = cycle
     }
 
     /// Moves a page's state from one key to another (a pointer resolved to a pfn).
     public mutating func merge(_ from: PageRef, into to: PageRef) {
         guard from != to, let old = pages.removeValue(forKey: from) else { return }
-        if let ino = old.ino { pagesOfIno[ino]?.remove(from); pagesOfIno[ino, default: []].insert(to) }
+        unlist(from, old)
         if pagesEverPinned.remove(from) != nil { pagesEverPinned.insert(to) }
-        if var existing = pages[to] {
+        if let existing = pages[to] {
             // State from before the page's (re)birth under the new key belonged to an earlier life.
             if let born = existing.bornNs {
                 let stale = old.holds.filter { $0.acquiredNs < born }
@@ -324,7 +331,6 @@ public struct Ledger {
                 if existing.lastWriteReference == nil, let w = old.lastWriteReference, w.timestampNs >= born {
                     existing.lastWriteReference = w
                 }
-                pages[to] = existing
                 return
             }
             existing.holds += old.holds
@@ -336,9 +342,10 @@ public struct Ledger {
             existing.ino = existing.ino ?? old.ino
             existing.index = existing.index ?? old.index
             existing.bornInTrace = existing.bornInTrace || old.bornInTrace
-            pages[to] = existing
+            list(to, existing)
         } else {
             pages[to] = old
+            list(to, old)
         }
     }
 
@@ -352,18 +359,41 @@ public struct Ledger {
     /// References still held, over all pages.
     public var outstanding: Int { pages.values.reduce(0) { $0 + $1.holds.count } }
 
-    private mutating func store(_ key: PageRef, _ state: PageState) {
+    /// Keeps a page that still matters, forgets one that does not. Returns it when kept.
+    private mutating func store(_ key: PageRef, _ state: PageState, known: Bool) -> PageState? {
         if state.isIdle && !state.bornInTrace && state.cleanedBy == nil {
-            drop(key, state)
-        } else {
+            if known { drop(key, state) }
+            return nil
+        }
+        if !known {
             pages[key] = state
             peakLivePages = max(peakLivePages, pages.count)
         }
+        list(key, state)
+        return state
     }
 
     private mutating func drop(_ key: PageRef, _ state: PageState) {
         pages[key] = nil
-        if let ino = state.ino { pagesOfIno[ino]?.remove(key) }
+        unlist(key, state)
+    }
+
+    /// Lists a kept page under its inode while it is not cleaned, for writepages ranges.
+    private mutating func list(_ key: PageRef, _ state: PageState) {
+        let under = state.cleanedBy == nil ? state.ino : nil
+        guard state.listedUnder != under else { return }
+        unlist(key, state)
+        if let ino = under {
+            pagesOfIno[ino, default: []].insert(key)
+            state.listedUnder = ino
+        }
+    }
+
+    private mutating func unlist(_ key: PageRef, _ state: PageState) {
+        guard let ino = state.listedUnder else { return }
+        pagesOfIno[ino]?.remove(key)
+        if pagesOfIno[ino]?.isEmpty == true { pagesOfIno[ino] = nil }
+        state.listedUnder = nil
     }
 
     static func bucket(_ ns: UInt64) -> Int {
