@@ -75,7 +75,7 @@ public final class Analyzer {
     private var ctx: RuleContext
     private var analysis: Analysis
     private let pageFlags: PageFlagLayout?
-    private var seenPages = Set<PageRef>()
+    private var seenPages = PageTable<Bool>(minimumCapacity: 4096)
     private var pending: [PageEvent] = []
     /// The reader already dropped the events the vocabulary does not read.
     private var prefiltered = false
@@ -137,7 +137,7 @@ public final class Analyzer {
         guard prefiltered || options.userMap != nil || Vocabulary.consumedEventNames.contains(e.name) else { return }
         let calibrated = vocabulary.identity.vmemmapBase != nil
         vocabulary.map(e) { pending.append($0) }
-        for pe in pending { handle(pe) }
+        for i in pending.indices { handle(&pending[i]) }
         pending.removeAll(keepingCapacity: true)
         if !calibrated, vocabulary.identity.vmemmapBase != nil {
             let identity = vocabulary.identity
@@ -148,8 +148,7 @@ public final class Analyzer {
         }
     }
 
-    private func handle(_ event: PageEvent) {
-        var e = event
+    private func handle(_ e: inout PageEvent) {
         analysis.pageEvents += 1
         let identity = vocabulary.identity
         let key = identity.resolve(e.page, mapping: e.mapping, index: e.index)
@@ -161,11 +160,11 @@ public final class Analyzer {
         case .pointer, .file: analysis.unresolvedIdentities += 1
         default: break
         }
-        if case .range = key {} else if seenPages.count < seenLimit { seenPages.insert(key) }
+        if case .range = key {} else if seenPages.count < seenLimit { seenPages.insert(key, true) }
         ledger.noteReuse(e)
         let before = ledger[key]
         for i in rules.indices { rules[i].observe(e, before, &ctx) }
-        let foll = vocabulary.follFlags(e.gupFlags)
+        let foll = e.gupFlags == nil ? nil : vocabulary.follFlags(e.gupFlags)
         let backingBefore = before?.backing
         let after = ledger.apply(e, follFlags: foll, pageFlagLayout: pageFlags) { life in
             let driver = life.hold.driver?.driver ?? life.hold.comm

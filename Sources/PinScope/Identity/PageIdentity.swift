@@ -22,7 +22,11 @@ public struct PageIdentity: Sendable {
     private var lastDirtied: [Int: (ino: UInt64, index: UInt64, ts: UInt64)] = [:]
     private let tableLimit = 1 << 20
 
-    struct FileKey: Hashable { var ino: UInt64; var index: UInt64 }
+    struct FileKey: Hashable {
+        var ino: UInt64
+        var index: UInt64
+        func hash(into hasher: inout Hasher) { hasher.combine(ino &* 0x9e37_79b9_7f4a_7c15 ^ index) }
+    }
 
     public init() {}
 

@@ -108,7 +108,7 @@ public struct Ledger {
         }
     }
 
-    public private(set) var pages: [PageRef: PageState] = [:]
+    public private(set) var pages = PageTable<PageState>()
     /// Pages of each inode not cleaned since last dirtied, for writepages range events.
     private var pagesOfIno: [UInt64: Set<PageRef>] = [:]
     public private(set) var pinsAcquired = 0

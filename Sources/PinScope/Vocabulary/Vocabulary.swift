@@ -14,7 +14,12 @@ public struct Vocabulary {
     public private(set) var identity = PageIdentity()
     public private(set) var anomalies = Anomalies()
     /// Raw events mapped, by profile.
-    public private(set) var consumed: [String: Int] = [:]
+    public var consumed: [String: Int] {
+        var d: [String: Int] = [:]
+        for p in Profile.allCases where consumedByProfile[p.ordinal] > 0 { d[p.rawValue] = consumedByProfile[p.ordinal] }
+        return d
+    }
+    private var consumedByProfile = [Int](repeating: 0, count: Profile.allCases.count)
     let profiles: Set<Profile>
     let userMap: UserMapping?
 
@@ -47,6 +52,15 @@ public struct Vocabulary {
 
     public enum Profile: String, Sendable, CaseIterable {
         case tracepoints, pageRef = "page_ref", kprobes, user
+
+        var ordinal: Int {
+            switch self {
+            case .tracepoints: return 0
+            case .pageRef: return 1
+            case .kprobes: return 2
+            case .user: return 3
+            }
+        }
     }
 
     public init(kernelRelease: String?, profiles: Set<Profile> = Set(Profile.allCases), userMap: UserMapping? = nil) {
@@ -86,16 +100,59 @@ public struct Vocabulary {
         "internal_get_user_pages_fast", "__get_user_pages", "pin_user_pages_fast_only",
     ]
 
+    /// What the vocabulary does with an event name: one dictionary lookup per event instead of
+    /// a chain of string comparisons.
+    enum Handler {
+        case gupEntry, gupReturn, dirtyWrapperReturn, grab, gupPut, unpinCall, bioSetDirty, bioRelease
+        case markDirty, folioState, notifierRange, filemap, dirtyTracepoint, waitWriteback, writepages
+        case migrate, pageRef
+    }
+
+    static let handlers: [String: Handler] = {
+        var h: [String: Handler] = [:]
+        for name in gupEntryPoints {
+            h[name] = .gupEntry
+            h[name + "_ret"] = .gupReturn
+        }
+        h["folio_clear_dirty_for_io_ret"] = .dirtyWrapperReturn
+        h["set_page_dirty_lock_ret"] = .dirtyWrapperReturn
+        for name in ["try_grab_page", "try_grab_folio"] { h[name] = .grab }
+        h["gup_put_folio"] = .gupPut
+        for name in ["unpin_user_pages_dirty_lock", "unpin_user_page_range_dirty_lock", "unpin_user_pages", "unpin_user_page"] {
+            h[name] = .unpinCall
+        }
+        h["bio_set_pages_dirty"] = .bioSetDirty
+        h["__bio_release_pages"] = .bioRelease
+        for name in ["folio_mark_dirty", "set_page_dirty_lock"] { h[name] = .markDirty }
+        for name in ["folio_mkclean", "folio_clear_dirty_for_io", "__folio_start_writeback", "folio_end_writeback", "__folio_put"] {
+            h[name] = .folioState
+        }
+        for name in ["mmu_notifier_invalidate_range_start", "mmu_notifier_invalidate_range_end"] { h[name] = .notifierRange }
+        for name in ["mm_filemap_add_to_page_cache", "mm_filemap_delete_from_page_cache"] { h[name] = .filemap }
+        for name in ["writeback_dirty_folio", "writeback_dirty_page"] { h[name] = .dirtyTracepoint }
+        for name in ["folio_wait_writeback", "wait_on_page_writeback"] { h[name] = .waitWriteback }
+        h["ext4_writepages"] = .writepages
+        h["mm_migrate_pages"] = .migrate
+        for name in ["page_ref_mod", "page_ref_mod_and_test", "page_ref_mod_and_return", "page_ref_mod_unless"] { h[name] = .pageRef }
+        return h
+    }()
+
     /// Maps one raw event to zero or more page events.
     public mutating func map(_ e: RawEvent, _ emit: (PageEvent) -> Void) {
-        identity.observe(e)
+        let handler = Self.handlers[e.name]
+        switch handler {
+        case .filemap, .folioState, .markDirty, .dirtyTracepoint: identity.observe(e)
+        default: break
+        }
         if let userMap, let mapped = userMap.map(e) {
-            count("user")
+            count(.user)
             emit(mapped)
             return
         }
+        guard let handler else { return }
         let name = e.name
-        if Self.gupEntryPoints.contains(name) {
+        switch handler {
+        case .gupEntry:
             guard profiles.contains(.kprobes) else { return }
             if gupCalls[e.pid] == nil {
                 let caller = Attribution.firstInterestingFrame(e.stack, skipping: name)
@@ -105,16 +162,18 @@ public struct Vocabulary {
             }
             dirtyCalls[e.pid] = nil
             return
-        }
-        if name.hasSuffix("_ret") {
-            let base = String(name.dropLast(4))
-            if Self.gupEntryPoints.contains(base), gupCalls[e.pid]?.api == base { gupCalls[e.pid] = nil }
-            if base == "folio_clear_dirty_for_io" || base == "set_page_dirty_lock" { dirtyCalls[e.pid] = nil }
+        case .gupReturn:
+            if gupCalls[e.pid]?.api == String(name.dropLast(4)) { gupCalls[e.pid] = nil }
             return
+        case .dirtyWrapperReturn:
+            dirtyCalls[e.pid] = nil
+            return
+        default:
+            break
         }
-        switch name {
+        switch handler {
         // PinScope's kprobe set (pinscope profiles --kprobes).
-        case "try_grab_page", "try_grab_folio":
+        case .grab:
             guard profiles.contains(.kprobes), let page = e.u("page") else { return miss(e) }
             let flags = e.u("flags")
             let refs = Int(e.s("refs") ?? 1)
@@ -131,8 +190,8 @@ public struct Vocabulary {
                 pe.driver = Attribution.attribute(stack: e.stack, caller: pe.caller, comm: e.comm)
             }
             emit(pe)
-            count("kprobes")
-        case "gup_put_folio":
+            count(.kprobes)
+        case .gupPut:
             guard profiles.contains(.kprobes), let folio = e.u("folio") else { return miss(e) }
             let flags = e.u("flags")
             // Without a FOLL_* table the call tells: unpin_user_page* drops pins.
@@ -143,16 +202,16 @@ public struct Vocabulary {
             readPageFields(e, into: &pe)
             if let d = dirtyCalls[e.pid], e.timestampNs &- d.startNs < wrapperWindowNs { pe.call = d.api }
             emit(pe)
-            count("kprobes")
-        case "unpin_user_pages_dirty_lock", "unpin_user_page_range_dirty_lock", "unpin_user_pages", "unpin_user_page":
+            count(.kprobes)
+        case .unpinCall:
             guard profiles.contains(.kprobes) else { return }
             dirtyCalls[e.pid] = DirtyContext(source: .pinRelease, api: name, bio: nil, stack: e.stack, startNs: e.timestampNs)
             gupCalls[e.pid] = nil
-        case "bio_set_pages_dirty":
+        case .bioSetDirty:
             guard profiles.contains(.kprobes), let bio = e.u("bio") else { return }
             dirtyCalls[e.pid] = DirtyContext(source: .bioSubmit, api: name, bio: bio, stack: e.stack, startNs: e.timestampNs)
             bioPages[bio] = []
-        case "__bio_release_pages":
+        case .bioRelease:
             guard profiles.contains(.kprobes), let bio = e.u("bio") else { return }
             let markDirty = (e.u("mark_dirty") ?? 0) != 0
             dirtyCalls[e.pid] = markDirty
@@ -165,8 +224,8 @@ public struct Vocabulary {
                 pe.inferred = true
                 emit(pe)
             }
-            count("kprobes")
-        case "folio_mark_dirty", "set_page_dirty_lock":
+            count(.kprobes)
+        case .markDirty:
             guard profiles.contains(.kprobes), let folio = e.u("folio") ?? e.u("page") else { return miss(e) }
             dirtyKprobesSeen = true
             var pe = PageEvent(kind: .markDirty, from: e, page: .pointer(folio), mapping: e.u("mapping"), index: e.u("index"))
@@ -188,8 +247,8 @@ public struct Vocabulary {
                 return
             }
             emit(pe)
-            count("kprobes")
-        case "folio_mkclean", "folio_clear_dirty_for_io", "__folio_start_writeback", "folio_end_writeback", "__folio_put":
+            count(.kprobes)
+        case .folioState:
             guard profiles.contains(.kprobes), let folio = e.u("folio") else { return miss(e) }
             let kind: PageEventKind
             switch name {
@@ -204,25 +263,25 @@ public struct Vocabulary {
             var pe = PageEvent(kind: kind, from: e, page: .pointer(folio), mapping: e.u("mapping"), index: e.u("index"))
             readPageFields(e, into: &pe)
             emit(pe)
-            count("kprobes")
-        case "mmu_notifier_invalidate_range_start", "mmu_notifier_invalidate_range_end":
+            count(.kprobes)
+        case .notifierRange:
             guard profiles.contains(.kprobes), let mm = e.u("mm"), let start = e.u("start"), let end = e.u("end") else { return }
             var pe = PageEvent(kind: name.hasSuffix("start") ? .invalidateStart : .invalidateEnd, from: e,
                                page: .range(mm: mm, start: start, end: end))
             pe.detail = e.u("event").map { "event \($0)" }
             emit(pe)
-            count("kprobes")
+            count(.kprobes)
 
         // Tracepoints: writeback:*, filemap:*, ext4:*, migrate:*, kvm:*.
-        case "mm_filemap_add_to_page_cache", "mm_filemap_delete_from_page_cache":
+        case .filemap:
             guard profiles.contains(.tracepoints), let pfn = e.u("pfn") else { return miss(e) }
             var pe = PageEvent(kind: name.hasSuffix("add_to_page_cache") ? .cacheAdd : .cacheDelete, from: e,
                                page: .pfn(pfn), index: e.filemapIndex)
             pe.ino = e.filemapIno
             pe.dev = e.filemapDev
             emit(pe)
-            count("tracepoints")
-        case "writeback_dirty_folio", "writeback_dirty_page":
+            count(.tracepoints)
+        case .dirtyTracepoint:
             guard profiles.contains(.tracepoints), !dirtyKprobesSeen else { return }
             guard let ino = e.u("ino"), let index = e.u("index") else { return miss(e) }
             var pe = PageEvent(kind: .markDirty, from: e, page: .file(ino: ino, index: index), index: index)
@@ -230,14 +289,14 @@ public struct Vocabulary {
             pe.dirtySource = dirtySource(e, stack: e.stack)
             if pe.dirtySource == .bioCompletion || pe.dirtySource == .bioSubmit { pe.driver = Attribution(driver: "direct-io", basis: .stack) }
             emit(pe)
-            count("tracepoints")
-        case "folio_wait_writeback", "wait_on_page_writeback":
+            count(.tracepoints)
+        case .waitWriteback:
             guard profiles.contains(.tracepoints), let ino = e.u("ino"), let index = e.u("index") else { return }
             var pe = PageEvent(kind: .waitWriteback, from: e, page: .file(ino: ino, index: index), index: index)
             pe.ino = ino
             emit(pe)
-            count("tracepoints")
-        case "ext4_writepages":
+            count(.tracepoints)
+        case .writepages:
             // The inode's dirty pages in [range_start, range_end] are cleaned for writeback.
             guard profiles.contains(.tracepoints), let ino = e.u("ino") ?? e.payloadNumber("ino"),
                   let start = e.u("range_start") ?? e.payloadNumber("range_start"),
@@ -246,16 +305,16 @@ public struct Vocabulary {
             pe.ino = ino
             pe.lastIndex = end / 4096
             emit(pe)
-            count("tracepoints")
-        case "mm_migrate_pages":
+            count(.tracepoints)
+        case .migrate:
             guard profiles.contains(.tracepoints) else { return }
             let failed = e.u("failed") ?? e.payloadNumber("nr_failed") ?? 0
             guard failed > 0 else { return }
             var pe = PageEvent(kind: .migrateFail, from: e, page: .pfn(0), refs: Int(failed))
             pe.detail = e.migrateReason
             emit(pe)
-            count("tracepoints")
-        case "page_ref_mod", "page_ref_mod_and_test", "page_ref_mod_and_return", "page_ref_mod_unless":
+            count(.tracepoints)
+        case .pageRef:
             // CONFIG_DEBUG_PAGE_REF: a pin is a +GUP_PIN_COUNTING_BIAS step on an order-0 page.
             guard profiles.contains(.pageRef), let pfn = e.u("pfn"), let val = e.s("val") else { return miss(e) }
             var pe: PageEvent
@@ -269,8 +328,8 @@ public struct Vocabulary {
             pe.mapping = e.u("mapping")
             pe.driver = Attribution.attribute(stack: e.stack, caller: pe.caller, comm: e.comm)
             emit(pe)
-            count("page_ref")
-        default:
+            count(.pageRef)
+        case .gupEntry, .gupReturn, .dirtyWrapperReturn:
             return
         }
     }
@@ -336,7 +395,7 @@ public struct Vocabulary {
         anomalies.count("\(e.name): expected fields missing", .error, at: e.locator.description)
     }
 
-    private mutating func count(_ profile: String) { consumed[profile, default: 0] += 1 }
+    private mutating func count(_ profile: Profile) { consumedByProfile[profile.ordinal] += 1 }
 }
 
 /// struct page flag bits PinScope reads (enum pageflags). Only kernels whose order was read.
