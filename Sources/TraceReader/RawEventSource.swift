@@ -8,3 +8,18 @@ public protocol RawEventSource: AnyObject {
     /// The next event, nil at the end. Throws only for input that cannot be read at all.
     func next() throws -> RawEvent?
 }
+
+/// A source that can skip, undecoded, the events its reader does not need.
+public protocol EventFiltering: AnyObject {
+    /// Names of the events to decode; nil decodes all. Set before reading.
+    var onlyEvents: Set<String>? { get set }
+    /// Records skipped because of `onlyEvents` (they were read, not decoded).
+    var skippedRecords: Int { get }
+    /// The first and last timestamps of the skipped records (the trace's span counts them too).
+    var skippedSpan: ClosedRange<UInt64>? { get }
+}
+
+extension ClosedRange where Bound == UInt64 {
+    /// This span widened to take in `ts`.
+    func including(_ ts: UInt64) -> ClosedRange<UInt64> { Swift.min(lowerBound, ts)...Swift.max(upperBound, ts) }
+}

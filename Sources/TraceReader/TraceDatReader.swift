@@ -207,7 +207,7 @@ final class CPUStream {
 
 /// Reads a trace.dat's events in time order across CPUs (a heap over per-CPU streams), like
 /// `tracecmd_iterate_events`: ties go to the lower CPU.
-public final class TraceDatReader: RawEventSource {
+public final class TraceDatReader: RawEventSource, EventFiltering {
     public let dat: TraceDatFile
     private var streams = ContiguousArray<CPUStream>()
     private var heap = Heap<HeapEntry>()
@@ -288,6 +288,7 @@ public final class TraceDatReader: RawEventSource {
     public var onlyEvents: Set<String>?
     /// Records skipped undecoded because of `onlyEvents`.
     public private(set) var skippedRecords = 0
+    public private(set) var skippedSpan: ClosedRange<UInt64>?
     private var wanted = [UInt8](repeating: 0, count: 1 << 16)
     private var skippedLast: [Int: Bool] = [:]
     private lazy var stackID: Int = {
@@ -322,6 +323,8 @@ public final class TraceDatReader: RawEventSource {
                 if rec.pointee.missed_events == 0, wanted[id] == 2 || (isStack && skippedLast[cpu, default: false]) {
                     skippedLast[cpu] = true
                     skippedRecords += 1
+                    let ts = rec.pointee.ts
+                    skippedSpan = skippedSpan?.including(ts) ?? ts...ts
                     if attachStacks { attacher.skipped(cpu: cpu) }
                     continue
                 }

@@ -103,19 +103,27 @@ public final class Analyzer {
     /// Reads a whole source and returns the analysis.
     public static func analyze(_ source: RawEventSource, options: AnalysisOptions) throws -> Analysis {
         let analyzer = Analyzer(info: source.info, options: options)
-        if let dat = source as? TraceDatReader, options.userMap == nil {
-            dat.onlyEvents = Vocabulary.consumedEventNames
+        if let filtering = source as? EventFiltering, options.userMap == nil {
+            filtering.onlyEvents = Vocabulary.consumedEventNames
             analyzer.prefiltered = true
         }
         var damage: TraceError?
+        // Decoding runs on a second thread, a batch ahead of the analysis.
+        let events = ReadAhead(source)
         do {
-            while let e = try source.next() { analyzer.consume(e) }
+            while let e = try events.next() { analyzer.consume(e) }
         } catch let e as TraceError {
             // Findings up to the damage, and the damage as a warning.
             damage = e
         }
         var result = analyzer.finish()
-        if let dat = source as? TraceDatReader { result.eventsRead += dat.skippedRecords }
+        if let filtering = source as? EventFiltering {
+            result.eventsRead += filtering.skippedRecords
+            if let span = filtering.skippedSpan {
+                result.firstNs = min(result.firstNs ?? span.lowerBound, span.lowerBound)
+                result.lastNs = max(result.lastNs ?? span.upperBound, span.upperBound)
+            }
+        }
         if let damage {
             result.warnings.append("\(damage) (analysis stops here: findings cover the trace up to this point)")
             result.damaged = true

@@ -51,9 +51,15 @@ struct StringInterner {
     }
 
     mutating func intern(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        internSlot(bytes).string
+    }
+
+    /// The interned string and its slot (stable for the interner's life), or slot -1 when the
+    /// sequence is not kept (too long, or the table is full).
+    mutating func internSlot(_ bytes: UnsafeBufferPointer<UInt8>) -> (string: String, slot: Int) {
         let n = bytes.count
-        guard n > 0 else { return "" }
-        guard n <= maxLength else { return String(decoding: bytes, as: UTF8.self) }
+        guard n > 0 else { return ("", -1) }
+        guard n <= maxLength else { return (String(decoding: bytes, as: UTF8.self), -1) }
         var slot = Int(truncatingIfNeeded: Self.hash(bytes)) & mask
         while true {
             let length = Int(lengths[slot])
@@ -61,7 +67,7 @@ struct StringInterner {
             if length == n {
                 let start = Int(starts[slot])
                 let same = arena.withUnsafeBufferPointer { memcmp($0.baseAddress! + start, bytes.baseAddress!, n) == 0 }
-                if same { return values[slot] }
+                if same { return (values[slot], slot) }
             }
             slot = (slot + 1) & mask
         }
@@ -72,9 +78,13 @@ struct StringInterner {
             arena.append(contentsOf: bytes)
             values[slot] = s
             count += 1
+            return (s, slot)
         }
-        return s
+        return (s, -1)
     }
+
+    /// Number of slots (an upper bound for slot numbers).
+    var slotCount: Int { mask + 1 }
 
     mutating func intern(_ bytes: [UInt8]) -> String {
         bytes.withUnsafeBufferPointer { intern($0) }

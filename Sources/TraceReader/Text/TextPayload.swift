@@ -19,10 +19,16 @@ struct TextPayload {
         /// A `<user stack trace>` record.
         case userStack
         case event(system: String, name: String, payloadStart: Int)
+        /// An event `onlyEvents` does not ask for: its fields were not parsed.
+        case skipped
         case unparsable
     }
 
     private var interner = StringInterner()
+    /// Tracepoint and kprobe names to parse; nil parses all.
+    var onlyEvents: Set<String>?
+    /// Per interner slot: 0 unknown, 1 wanted, 2 not wanted.
+    private var wantedBySlot: [UInt8] = []
     /// Events whose payload held only `key=value` words (as `trace-cmd report -R` prints them).
     private(set) var rawLooking = 0
     /// Events whose payload held other words.
@@ -35,7 +41,8 @@ struct TextPayload {
     }
 
     /// Classifies the body starting at `b` and appends its fields to `fields`.
-    mutating func parse(_ l: UnsafeBufferPointer<UInt8>, body b: Int, fields: inout [Field]) -> Body {
+    /// With `filter`, a tracepoint or kprobe not in `onlyEvents` is `.skipped` unparsed.
+    mutating func parse(_ l: UnsafeBufferPointer<UInt8>, body b: Int, fields: inout [Field], filter: Bool = false) -> Body {
         let n = l.count
         guard b < n else { return .unparsable }
         if l[b] == S.less {
@@ -58,7 +65,8 @@ struct TextPayload {
             if i - b == 10, S.hasPrefix(l, at: b, "user_stack"), S.hasPrefix(l, at: p, "<user stack trace") {
                 return .userStack
             }
-            let name = interner.intern(l, b..<i)
+            let (name, slot) = interner.internSlot(UnsafeBufferPointer(rebasing: l[b..<i]))
+            if filter, let only = onlyEvents, !wanted(name, slot: slot, only) { return .skipped }
             tracepointFields(l, from: p, into: &fields)
             return .event(system: "", name: name, payloadStart: p)
         }
@@ -90,6 +98,13 @@ struct TextPayload {
             if e > a { fields.append(Field("parent_ip", .string(S.string(l, a..<e)))) }
         }
         return .event(system: "ftrace", name: "function", payloadStart: b)
+    }
+
+    private mutating func wanted(_ name: String, slot: Int, _ only: Set<String>) -> Bool {
+        guard slot >= 0 else { return only.contains(name) }
+        if wantedBySlot.isEmpty { wantedBySlot = [UInt8](repeating: 0, count: interner.slotCount) }
+        if wantedBySlot[slot] == 0 { wantedBySlot[slot] = only.contains(name) ? 1 : 2 }
+        return wantedBySlot[slot] == 1
     }
 
     private func syscallName(_ prefix: StaticString, _ l: UnsafeBufferPointer<UInt8>, _ r: Range<Int>) -> [UInt8] {

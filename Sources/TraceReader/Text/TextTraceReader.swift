@@ -12,7 +12,7 @@
 /// `sys_enter_*`/`sys_exit_*`.
 /// - Complexity: O(line length) per line; memory is bounded by the longest line and stack, not by
 ///   the length of the trace.
-public final class TextTraceReader: RawEventSource {
+public final class TextTraceReader: RawEventSource, EventFiltering {
     typealias S = TextLineScanner
 
     public let path: String
@@ -38,12 +38,24 @@ public final class TextTraceReader: RawEventSource {
     private var functionGraph = false
     private var html = false
 
-    private enum StackMode { case none, kernel, user }
+    private enum StackMode { case none, kernel, user, skipped }
     private var stackMode = StackMode.none
     private var pendingStack: RawEvent?
     /// False when lost events came between the stack record and the events before it on its CPU.
     private var pendingStackAttachable = true
     private let maxFrames = 512
+
+    /// Event names to decode (tracepoints and kprobes); the others are counted in `skippedRecords`
+    /// and not parsed, nor are the stacks after them. Events after lost events are always decoded.
+    public var onlyEvents: Set<String>? {
+        get { payloads.onlyEvents }
+        set { payloads.onlyEvents = newValue }
+    }
+    /// Event and stack records skipped because of `onlyEvents`.
+    public private(set) var skippedRecords = 0
+    public private(set) var skippedSpan: ClosedRange<UInt64>?
+    /// CPUs whose last event was skipped: a stack record next on that CPU is skipped too.
+    private var skippedLast: [Bool] = []
 
     /// Lost-event counts waiting for the next event of their CPU (`UInt64.max` = unknown).
     private var pendingLost: [Int: UInt64] = [:]
@@ -139,11 +151,37 @@ public final class TextTraceReader: RawEventSource {
         if firstEventHadFlags == nil { firstEventHadFlags = ev.flags != nil }
         var fields: [Field] = []
         fields.reserveCapacity(8)
-        let body = payloads.parse(l, body: ev.body, fields: &fields)
+        let filter = onlyEvents != nil && pendingLost.isEmpty && pendingLostAnyCPU == nil
+        let body = payloads.parse(l, body: ev.body, fields: &fields, filter: filter)
+        if filter {
+            let cpu = ev.cpu
+            switch body {
+            case .skipped:
+                parsedLines += 1
+                skippedRecords += 1
+                skippedSpan = skippedSpan?.including(ev.timestampNs) ?? ev.timestampNs...ev.timestampNs
+                if cpu >= 0 {
+                    if cpu >= skippedLast.count { skippedLast += [Bool](repeating: false, count: cpu + 1 - skippedLast.count) }
+                    skippedLast[cpu] = true
+                }
+                if attachStacks { attacher.skipped(cpu: cpu) }
+                return
+            case .kernelStack where cpu >= 0 && cpu < skippedLast.count && skippedLast[cpu]:
+                parsedLines += 1
+                skippedRecords += 1
+                stackMode = .skipped
+                return
+            default:
+                break
+            }
+        }
+        if case .event = body, ev.cpu >= 0, ev.cpu < skippedLast.count { skippedLast[ev.cpu] = false }
         let locator = TraceLocator(file: path, offset: lines.lineOffset, line: lines.lineNumber)
         switch body {
         case .unparsable:
             unparsable()
+        case .skipped:
+            break  // only returned when filtering, handled above
         case .userStack:
             parsedLines += 1
             stackMode = .user
@@ -199,7 +237,7 @@ public final class TextTraceReader: RawEventSource {
 
     private func frame(_ l: UnsafeBufferPointer<UInt8>, from start: Int) {
         switch stackMode {
-        case .user: return
+        case .user, .skipped: return
         case .none:
             unparsable()
             return

@@ -1,0 +1,106 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Dispatch
+
+/// Reads a source on a second thread, a batch of events at a time, while the caller works on the
+/// batch before: decoding and analysis overlap on two cores. Events come out in the source's
+/// order; an error the source throws comes out after the events read before it.
+///
+/// Configure the source (e.g. `TraceDatReader.onlyEvents`) before creating this. Read the
+/// source's `anomalies`, `warnings` and counters only after `next()` returned nil or threw.
+public final class ReadAhead: @unchecked Sendable {
+    private let source: RawEventSource
+    private let batchSize: Int
+    private let depth: Int
+    // Guarded by `mutex`.
+    private var ready: [[RawEvent]] = []
+    private var finished = false
+    private var failure: Error?
+    private var cancelled = false
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    // Owned by the consumer.
+    private var batch: [RawEvent] = []
+    private var position = 0
+    private var drained = false
+
+    public init(_ source: RawEventSource, batchSize: Int = 4096, depth: Int = 4) {
+        self.source = source
+        self.batchSize = batchSize
+        self.depth = depth
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(changed, nil)
+        DispatchQueue.global().async { [self] in produce() }
+    }
+
+    deinit {
+        pthread_mutex_lock(mutex)
+        cancelled = true
+        pthread_cond_broadcast(changed)
+        while !finished { pthread_cond_wait(changed, mutex) }
+        pthread_mutex_unlock(mutex)
+        pthread_cond_destroy(changed)
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+        changed.deallocate()
+    }
+
+    /// The next event, nil at the end; rethrows the source's error after the events before it.
+    public func next() throws -> RawEvent? {
+        if position < batch.count {
+            position += 1
+            return batch[position - 1]
+        }
+        if drained { return nil }
+        pthread_mutex_lock(mutex)
+        while ready.isEmpty && !finished { pthread_cond_wait(changed, mutex) }
+        if ready.isEmpty {
+            let error = failure
+            failure = nil
+            pthread_mutex_unlock(mutex)
+            drained = true
+            batch = []
+            if let error { throw error }
+            return nil
+        }
+        batch = ready.removeFirst()
+        pthread_cond_broadcast(changed)
+        pthread_mutex_unlock(mutex)
+        position = 1
+        return batch[0]
+    }
+
+    private func produce() {
+        var done = false
+        while !done {
+            var events: [RawEvent] = []
+            events.reserveCapacity(batchSize)
+            var error: Error?
+            do {
+                while events.count < batchSize {
+                    guard let e = try source.next() else {
+                        done = true
+                        break
+                    }
+                    events.append(e)
+                }
+            } catch let e {
+                error = e
+                done = true
+            }
+            pthread_mutex_lock(mutex)
+            while ready.count >= depth && !cancelled { pthread_cond_wait(changed, mutex) }
+            if cancelled { done = true }
+            if !events.isEmpty { ready.append(events) }
+            if done {
+                failure = error
+                finished = true
+            }
+            pthread_cond_broadcast(changed)
+            pthread_mutex_unlock(mutex)
+        }
+    }
+}
