@@ -36,3 +36,8 @@ void pinscope_print_report_line(struct tep_handle *tep, struct trace_seq *s,
     if (s->len && s->buffer[s->len - 1] == '\n')
         s->len--;
 }
+
+void pinscope_print_info(struct tep_handle *tep, struct trace_seq *s, struct tep_record *record)
+{
+    tep_print_event(tep, s, record, "%s", TEP_PRINT_INFO);
+}

@@ -28,6 +28,8 @@ struct EventDecoder {
         let fields: [FieldInfo]
         let isKernelStack: Bool
         let minimumSize: Int
+        /// Decode also the payload as the event's print format renders it.
+        var printPayload = false
         init(system: String, name: String, fields: [FieldInfo]) {
             self.system = system
             self.name = name
@@ -36,6 +38,10 @@ struct EventDecoder {
             minimumSize = fields.map { $0.flags & UInt32(TEP_FIELD_IS_DYNAMIC.rawValue) != 0 ? $0.offset + 4 : $0.offset + $0.size }.max() ?? 0
         }
     }
+
+    /// Events whose payload is also printed (by libtraceevent, from the print format) into
+    /// `RawEvent.payload`: symbolic values such as a migrate reason. Set before decoding.
+    var printedEvents: Set<String> = []
 
     init(tep: OpaquePointer, file: String) {
         self.tep = tep
@@ -64,6 +70,7 @@ struct EventDecoder {
             free(list)
         }
         let t = EventType(system: String(cString: e.pointee.system), name: String(cString: e.pointee.name), fields: fields)
+        t.printPayload = printedEvents.contains(t.name)
         types[id] = t
         return t
     }
@@ -102,8 +109,14 @@ struct EventDecoder {
                 stack.append(frame(addr))
             }
         }
+        var payload: String?
+        if t.printPayload {
+            trace_seq_reset(seq)
+            pinscope_print_info(tep, seq, rec)
+            payload = String(decoding: UnsafeRawBufferPointer(start: seq.pointee.buffer, count: Int(seq.pointee.len)), as: UTF8.self)
+        }
         return RawEvent(timestampNs: rec.pointee.ts, cpu: cpu, pid: pid, comm: comm, system: t.system,
-                        name: t.name, fields: fields, stack: stack, lostBefore: lost, locator: locator)
+                        name: t.name, fields: fields, payload: payload, stack: stack, lostBefore: lost, locator: locator)
     }
 
     private func commName(_ pid: Int32) -> String {

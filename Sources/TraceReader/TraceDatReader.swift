@@ -286,6 +286,12 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
     /// When set, `next()` decodes only events with these names (and the stacks recorded right
     /// after them); the others are skipped undecoded. Set before reading.
     public var onlyEvents: Set<String>?
+    /// Events whose payload is also rendered from their print format (`RawEvent.payload`), for
+    /// symbolic values the binary record holds as numbers. Set before reading.
+    public var printedEvents: Set<String> {
+        get { decoder.printedEvents }
+        set { decoder.printedEvents = newValue }
+    }
     /// Records skipped undecoded because of `onlyEvents`.
     public private(set) var skippedRecords = 0
     public private(set) var skippedSpan: ClosedRange<UInt64>?

@@ -18,4 +18,7 @@ enum pinscope_time_mode {
 void pinscope_print_report_line(struct tep_handle *tep, struct trace_seq *s,
                                 struct tep_record *record, int time_mode, int raw);
 
+/// Appends the event's payload as its print format renders it (symbolic values resolved).
+void pinscope_print_info(struct tep_handle *tep, struct trace_seq *s, struct tep_record *record);
+
 #endif

@@ -39,6 +39,10 @@ public struct Analysis: Sendable {
     public var getsReleased = 0
     public var getsExpired = 0
     public var longtermPins = 0
+    /// The most pins held at once on one page, and where.
+    public var maxPinsOnOnePage: (pins: Int, page: PageRef)?
+    /// The closest any page came to overflowing its refcount or pin count.
+    public var leastPinHeadroom: PinHeadroom?
     public var lostEvents: UInt64 = 0
     public var lostAt: [(ts: UInt64, cpu: Int)] = []
     public var unresolvedIdentities = 0
@@ -107,6 +111,7 @@ public final class Analyzer {
             filtering.onlyEvents = Vocabulary.consumedEventNames
             analyzer.prefiltered = true
         }
+        if let dat = source as? TraceDatReader { dat.printedEvents = Vocabulary.printedEventNames }
         var damage: TraceError?
         // Decoding runs on a second thread, a batch ahead of the analysis.
         let events = ReadAhead(source)
@@ -242,6 +247,8 @@ public final class Analyzer {
         a.getsReleased = ledger.getsReleased
         a.getsExpired = ledger.getsExpired
         a.longtermPins = ledger.longtermPins
+        a.maxPinsOnOnePage = ledger.maxPinsOnOnePage.map { ($0.pins, canonical($0.page, identity)) }
+        a.leastPinHeadroom = ctx.leastPinHeadroom.map { var h = $0; h.page = canonical(h.page, identity); return h }
         a.vmemmapBase = identity.vmemmapBase
         a.longestPin = ledger.longestPin
         a.durationHistogram = ledger.durationHistogram
@@ -250,6 +257,12 @@ public final class Analyzer {
         a.anomalies.merge(vocabulary.anomalies)
         return a
     }
+}
+
+/// A page's key as a pfn when the whole trace ties its pointer to one.
+private func canonical(_ page: PageRef, _ identity: PageIdentity) -> PageRef {
+    if case .pointer(let p) = page, let pfn = identity.pfn(ofPointer: p) { return .pfn(pfn) }
+    return page
 }
 
 extension PinGroupStats {

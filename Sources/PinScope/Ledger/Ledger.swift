@@ -69,6 +69,8 @@ public struct Ledger {
     /// A class: the ledger looks a page up once per event and changes it in place.
     public final class PageState {
         public var holds: [Hold] = []
+        /// FOLL_PIN holds among `holds`.
+        public var pins = 0
         public var underWriteback = false
         /// Writeback cycles seen (a clean or a writeback start outside one opens a new cycle).
         public var cycle = 0
@@ -86,6 +88,8 @@ public struct Ledger {
         public var backing: Backing = .unknown
         public var pointer: UInt64?
         public var mapping: UInt64?
+        /// When an event last showed `mapping`.
+        var mappingSeenNs: UInt64 = 0
         public var ino: UInt64?
         public var index: UInt64?
         public var dev: UInt64?
@@ -122,6 +126,8 @@ public struct Ledger {
     /// Releases with no acquire seen (the trace may have started while they were held).
     public private(set) var releasesWithoutAcquire = 0
     public private(set) var maxHoldsOnOnePage = 0
+    /// The most FOLL_PIN pins held at once on one page (folio), and that page.
+    public private(set) var maxPinsOnOnePage: (pins: Int, page: PageRef)?
     public private(set) var pagesEverPinned = Set<PageRef>()
     /// Completed pin lifetimes: how many, their total duration, the longest, and a histogram.
     public private(set) var lifetimeCount = 0
@@ -169,6 +175,10 @@ public struct Ledger {
             hold.flaggedCycle = -1
             for _ in 0..<n { state.holds.append(hold) }
             maxHoldsOnOnePage = max(maxHoldsOnOnePage, state.holds.count)
+            if hold.kind == .pin {
+                state.pins += n
+                if state.pins > maxPinsOnOnePage?.pins ?? 0 { maxPinsOnOnePage = (state.pins, e.page) }
+            }
         case .unpin, .put:
             let wanted: PageEventKind = e.kind == .unpin ? .pin : .get
             for _ in 0..<max(1, e.refs) {
@@ -181,6 +191,7 @@ public struct Ledger {
                 }
                 let hold = state.holds.remove(at: i)
                 if hold.kind == .pin {
+                    state.pins -= 1
                     pinsReleased += 1
                     let life = PinLifetime(hold: hold, release: Evidence(e))
                     lifetimeCount += 1
@@ -244,9 +255,19 @@ public struct Ledger {
     /// where no probe saw them. Call before rules look at the page.
     public mutating func noteReuse(_ e: PageEvent) {
         guard let m = e.mapping, m != 0, let state = pages[e.page], let old = state.mapping, old != m else { return }
-        getsExpired += state.holds.count
+        // A referenced page cannot be freed: references taken after the old mapping was last
+        // seen were taken on the new life (the probes that take them may not show a mapping).
+        let carried = state.holds.filter { $0.acquiredNs > state.mappingSeenNs }
+        getsExpired += state.holds.count - carried.count
         drop(e.page, state)
-        pages[e.page] = .newLife(at: e.timestampNs)
+        let life = PageState.newLife(at: state.mappingSeenNs)
+        life.holds = carried
+        life.pins = carried.filter { $0.kind == .pin }.count
+        if let w = state.lastWriteReference, w.timestampNs > state.mappingSeenNs {
+            life.lastWriteReference = w
+            life.lastWriteReferenceOwner = state.lastWriteReferenceOwner
+        }
+        pages[e.page] = life
     }
 
     /// A writepages pass over [index, lastIndex] of an inode cleans the dirty pages it covers
@@ -275,7 +296,10 @@ public struct Ledger {
 
     private func learnKeys(_ e: PageEvent, _ state: PageState, _ layout: PageFlagLayout?) {
         if case .pointer(let p) = e.page { state.pointer = p }
-        if let m = e.mapping, m != 0 { state.mapping = m }
+        if let m = e.mapping, m != 0 {
+            state.mapping = m
+            state.mappingSeenNs = e.timestampNs
+        }
         if let ino = e.ino { state.ino = ino }
         if case .file(let ino, let index) = e.page, state.ino == nil {
             state.ino = ino
@@ -327,13 +351,16 @@ public struct Ledger {
             if let born = existing.bornNs {
                 let stale = old.holds.filter { $0.acquiredNs < born }
                 getsExpired += stale.filter { $0.kind == .get }.count
-                existing.holds += old.holds.filter { $0.acquiredNs >= born }
+                let kept = old.holds.filter { $0.acquiredNs >= born }
+                existing.holds += kept
+                existing.pins += kept.filter { $0.kind == .pin }.count
                 if existing.lastWriteReference == nil, let w = old.lastWriteReference, w.timestampNs >= born {
                     existing.lastWriteReference = w
                 }
                 return
             }
             existing.holds += old.holds
+            existing.pins += old.pins
             existing.underWriteback = existing.underWriteback || old.underWriteback
             existing.cleanedBy = existing.cleanedBy ?? old.cleanedBy
             existing.lastWriteReference = existing.lastWriteReference ?? old.lastWriteReference

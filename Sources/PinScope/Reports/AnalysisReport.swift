@@ -51,6 +51,11 @@ public enum AnalysisReport {
             ("pinsReleased", .int(Int64(a.pinsReleased))),
             ("pinsHeldAtEnd", .int(Int64(a.pinsHeldAtEnd))),
             ("longtermPins", .int(Int64(a.longtermPins))),
+            ("maxPinsOnOnePage", a.maxPinsOnOnePage.map { m in
+                .object([("pins", .int(Int64(m.pins))), ("page", .string(m.page.description))]) } ?? .null),
+            ("pinHeadroom", a.leastPinHeadroom.map { h in
+                .object([("pins", .int(h.pins)), ("page", .string(h.page.description)), ("refcount", .int(h.refcount)),
+                         ("pincount", h.pincount.map { .int($0) } ?? .null), ("largeFolio", .bool(h.large))]) } ?? .null),
             ("gets", .int(Int64(a.gets))),
             ("getsReleased", .int(Int64(a.getsReleased))),
             ("getsDroppedUnseen", .int(Int64(a.getsExpired))),
@@ -162,6 +167,9 @@ public enum AnalysisReport {
         if let f = a.firstNs, let l = a.lastNs { row("time", "\(seconds(f)) .. \(seconds(l)) (\(durationText(l &- f)))") }
         row("pages tracked", "\(a.pagesTracked) (peak \(a.peakLivePages) live)")
         row("pins (FOLL_PIN)", "\(a.pins), \(a.pinsReleased) released, \(a.pinsHeldAtEnd) held at end; long-term \(a.longtermPins)")
+        if let m = a.maxPinsOnOnePage, let h = a.leastPinHeadroom {
+            row("pin counts", "at most \(m.pins) pins on one page (\(m.page)); closest to overflow: \(h.pins) more pins on \(h.page) (refcount \(h.refcount)\(h.pincount.map { ", pin count \($0)" } ?? "")\(h.large ? ", large folio" : ""))")
+        }
         row("GUP refs (FOLL_GET)", "\(a.gets), \(a.getsReleased) released where seen, \(a.getsExpired) dropped unseen (page freed)")
         if a.lifetimes > 0 {
             var s = "mean \(durationText(a.totalPinNs / UInt64(a.lifetimes)))"

@@ -48,6 +48,15 @@ public struct Owner: Sendable {
     }
 }
 
+/// How many more pins a page could take, computed at a pin from the counts the probe read.
+public struct PinHeadroom: Sendable {
+    public var pins: Int64
+    public var page: PageRef
+    public var refcount: Int64
+    public var pincount: Int64?
+    public var large: Bool
+}
+
 public struct Finding: Sendable {
     public var rule: String
     public var severity: Severity
@@ -74,6 +83,8 @@ public struct RuleContext {
     public var endNs: UInt64 = 0
     /// Gets released where a probe sees it: else FOLL_GET references cannot be called leaked.
     public var visibleGetReleases = 0
+    /// The pin event that left a page closest to overflowing its refcount or pin count.
+    public var leastPinHeadroom: PinHeadroom?
     /// Cycle flags to store on holds once the ledger has applied the event.
     var crossings: [(page: PageRef, hold: Int, cycle: Int)] = []
     let findingLimit = 100_000

@@ -236,7 +236,14 @@ public struct PinOverflowRisk: Rule {
 
     public mutating func observe(_ e: PageEvent, _ state: Ledger.PageState?, _ ctx: inout RuleContext) {
         guard e.kind == .pin, let refcount = e.refcount else { return }
-        let left = Self.headroom(refcount: refcount, pincount: e.pincount, large: e.order.map { $0 > 0 } ?? false, kernel: ctx.kernel)
+        // A large folio: its order, or PG_head in the flags the probe read.
+        var head = false
+        if let flags = e.pageFlags, let layout = PageFlagLayout.forKernel(ctx.kernel) { head = flags & layout.head != 0 }
+        let large = e.order.map { $0 > 0 } ?? head
+        let left = Self.headroom(refcount: refcount, pincount: e.pincount, large: large, kernel: ctx.kernel)
+        if left < ctx.leastPinHeadroom?.pins ?? .max {
+            ctx.leastPinHeadroom = PinHeadroom(pins: left, page: e.page, refcount: refcount, pincount: e.pincount, large: large)
+        }
         guard left < Self.marginPins, flagged.count < 100_000, flagged.insert(e.page).inserted else { return }
         ctx.report(Self.info, uncertain: e.afterLostEvents,
                    "refcount \(refcount)\(e.pincount.map { ", pin count \($0)" } ?? "")\(e.order.map { ", order \($0)" } ?? ""): only \(max(0, left)) more pins before overflow",

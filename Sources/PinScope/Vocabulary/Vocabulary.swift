@@ -44,6 +44,9 @@ public struct Vocabulary {
     /// Pages a read bio will dirty at submission (bio_set_pages_dirty), so its completion can
     /// release them: 6.1 drops FOLL_GET references with an inline put_page no probe sees.
     private var bioPages: [UInt64: [PageRef]] = [:]
+    /// Tasks inside a KVM mmu-notifier invalidation, and each task's last kvm_release_pfn_clean.
+    private var kvmInvalidating = Set<Int32>()
+    private var lastKvmRelease: [Int32: UInt64] = [:]
     /// Set once `folio_mark_dirty` kprobes are seen: the writeback_dirty_folio tracepoint then
     /// repeats the same dirtying and is used for identity only.
     private var dirtyKprobesSeen = false
@@ -90,7 +93,13 @@ public struct Vocabulary {
         "mm_migrate_pages", "page_ref_mod", "page_ref_mod_and_test", "page_ref_mod_and_return",
         "page_ref_mod_unless", "page_ref_set", "page_ref_freeze", "page_ref_unfreeze",
         "kvm_unmap_hva_range", "kvm_set_spte_hva", "kvm_age_hva",
+        "kvm_set_pfn_dirty", "kvm_set_page_dirty", "kvm_release_pfn_clean", "kvm_release_page_clean",
+        "kvm_mmu_notifier_invalidate_range_start", "kvm_mmu_notifier_invalidate_range_end",
     ]).union(gupEntryPoints).union(gupEntryPoints.map { $0 + "_ret" })
+
+    /// Events whose binary records hold symbolic values as numbers: a trace.dat reader renders
+    /// their payload with the print format (libtraceevent) for the text the vocabulary reads.
+    public static let printedEventNames: Set<String> = ["mm_migrate_pages"]
 
     /// Public GUP entry points: the call a per-page grab happens in.
     static let gupEntryPoints: Set<String> = [
@@ -106,6 +115,7 @@ public struct Vocabulary {
         case gupEntry, gupReturn, dirtyWrapperReturn, grab, gupPut, unpinCall, bioSetDirty, bioRelease
         case markDirty, folioState, notifierRange, filemap, dirtyTracepoint, waitWriteback, writepages
         case migrate, pageRef
+        case kvmDirty, kvmRelease, kvmInvalidate
     }
 
     static let handlers: [String: Handler] = {
@@ -134,6 +144,9 @@ public struct Vocabulary {
         h["ext4_writepages"] = .writepages
         h["mm_migrate_pages"] = .migrate
         for name in ["page_ref_mod", "page_ref_mod_and_test", "page_ref_mod_and_return", "page_ref_mod_unless"] { h[name] = .pageRef }
+        for name in ["kvm_set_pfn_dirty", "kvm_set_page_dirty"] { h[name] = .kvmDirty }
+        for name in ["kvm_release_pfn_clean", "kvm_release_page_clean"] { h[name] = .kvmRelease }
+        for name in ["kvm_mmu_notifier_invalidate_range_start", "kvm_mmu_notifier_invalidate_range_end"] { h[name] = .kvmInvalidate }
         return h
     }()
 
@@ -308,7 +321,7 @@ public struct Vocabulary {
             count(.tracepoints)
         case .migrate:
             guard profiles.contains(.tracepoints) else { return }
-            let failed = e.u("failed") ?? e.payloadNumber("nr_failed") ?? 0
+            let failed = e.u("failed") ?? e.u("nr_failed") ?? 0
             guard failed > 0 else { return }
             var pe = PageEvent(kind: .migrateFail, from: e, page: .pfn(0), refs: Int(failed))
             pe.detail = e.migrateReason
@@ -329,6 +342,37 @@ public struct Vocabulary {
             pe.driver = Attribution.attribute(stack: e.stack, caller: pe.caller, comm: e.comm)
             emit(pe)
             count(.pageRef)
+        // KVM (kprobes): hva_to_pfn takes FOLL_GET references and KVM drops them with
+        // kvm_release_pfn_clean once the page is in its page tables (the mmu notifier, not a
+        // reference, keeps it coherent after that); kvm_set_pfn_dirty is a secondary MMU dirtying.
+        case .kvmInvalidate:
+            guard profiles.contains(.kprobes) else { return }
+            if name.hasSuffix("_start") { kvmInvalidating.insert(e.pid) } else { kvmInvalidating.remove(e.pid) }
+        case .kvmRelease:
+            guard profiles.contains(.kprobes) else { return }
+            let page: PageRef
+            if let pfn = e.u("pfn") {
+                page = .pfn(pfn)
+                lastKvmRelease[e.pid] = e.timestampNs
+            } else if let p = e.u("page") {
+                // kvm_release_pfn_clean calls kvm_release_page_clean: one release, not two.
+                if let t = lastKvmRelease[e.pid], e.timestampNs &- t < 50_000 { return }
+                page = .pointer(p)
+            } else { return miss(e) }
+            var pe = PageEvent(kind: .put, from: e, page: page)
+            pe.call = name
+            emit(pe)
+            count(.kprobes)
+        case .kvmDirty:
+            guard profiles.contains(.kprobes) else { return }
+            let page: PageRef
+            if let pfn = e.u("pfn") { page = .pfn(pfn) } else if let p = e.u("page") { page = .pointer(p) } else { return miss(e) }
+            var pe = PageEvent(kind: .markDirty, from: e, page: page)
+            let inNotifier = e.stack.contains { Self.notifierFrames.contains($0.symbol) }
+            pe.dirtySource = inNotifier || (e.stack.isEmpty && kvmInvalidating.contains(e.pid)) ? .notifier : .other
+            pe.driver = Attribution(driver: "kvm", basis: e.stack.isEmpty ? .caller : .stack)
+            emit(pe)
+            count(.kprobes)
         case .gupEntry, .gupReturn, .dirtyWrapperReturn:
             return
         }
@@ -358,6 +402,12 @@ public struct Vocabulary {
         }
         return best
     }
+
+    /// Frames of an mmu-notifier invalidation (a secondary MMU's callback runs under them).
+    static let notifierFrames: Set<String> = [
+        "kvm_mmu_notifier_invalidate_range_start", "__mmu_notifier_invalidate_range_start",
+        "mmu_notifier_invalidate_range_start", "kvm_unmap_gfn_range",
+    ]
 
     static let sourcePriority: [DirtySource] = [.bioCompletion, .bioSubmit, .pinRelease, .notifier, .gupFault, .writeback, .other]
 
@@ -435,6 +485,7 @@ extension RawEvent {
     /// `reason` of `migrate:mm_migrate_pages` (a string in text, an enum number in binary).
     var migrateReason: String? {
         if case .string(let s)? = self[field: "reason"] { return s }
+        if let printed = payloadAssignment("reason") { return String(printed) }
         if let r = u("reason") { return "reason \(r)" }
         return payloadWord("reason").map(String.init)
     }
@@ -454,6 +505,16 @@ extension RawEvent {
                 return payload[u.index(u.startIndex, offsetBy: start)..<u.index(u.startIndex, offsetBy: end)]
             }
             i += 1
+        }
+        return nil
+    }
+
+    /// The value after `key=` in a printed payload (`a=1 b=two`).
+    func payloadAssignment(_ key: String) -> Substring? {
+        guard let payload else { return nil }
+        for word in payload.split(separator: " ") where word.hasPrefix(key) {
+            let rest = word.dropFirst(key.count)
+            if rest.first == "=" { return rest.dropFirst() }
         }
         return nil
     }
