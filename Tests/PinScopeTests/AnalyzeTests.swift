@@ -283,8 +283,107 @@ final class MidFlightTests: XCTestCase {
     }
 }
 
-/// Rules that none of the shared captures trigger: they must stay silent on all of them, and
-/// their arithmetic is checked on the real values the captures show.
+/// Lab captures made for the rules the workload captures above do not trigger (the workloads,
+/// scenarios and test module are in SampleTraces/lab-extra).
+final class RuleEvidenceTests: XCTestCase {
+    /// A test driver takes FOLL_GET references with get_user_pages_fast and drops them with
+    /// unpin_user_pages (case 3): release-mismatch on exactly the 8 pages the log names, none on
+    /// the matched get/put and pin/unpin controls (cases 1, 2).
+    func testGetReleasedByUnpinIsAMismatch() throws {
+        let a = try Key.analyze(TestPaths.sample("guest-release_mismatch/trace-v7zstd.dat"))
+        let log = try Key.text("guest-release_mismatch/workload-ground-truth.log")
+        // The case's pfns, as struct page pointers (the lab runs nokaslr: vmemmap 0xffffea0000000000).
+        let logged = Set(Key.pfns(log, "case3").map { 0xffff_ea00_0000_0000 + $0 * 64 })
+        XCTAssertEqual(logged.count, 8)
+        let mismatch = a.findings("release-mismatch")
+        XCTAssertEqual(Set(mismatch.compactMap { f -> UInt64? in if case .pointer(let p)? = f.pageRef { return p } else { return nil } }), logged)
+        XCTAssertEqual(mismatch.count, 8)
+        XCTAssertTrue(mismatch.allSatisfy { $0.message.contains("FOLL_GET reference") && $0.message.contains("unpin_user_pages") })
+        XCTAssertTrue(mismatch.allSatisfy { $0.owner?.driver == "pinlab_get_then_unpin" })
+        XCTAssertEqual(a.errors.count, 8, a.errors.map(\.message).joined(separator: "\n"))
+    }
+
+    /// With ZONE_MOVABLE, io_uring's FOLL_LONGTERM registration migrates the buffer out first.
+    /// It fails while a pipe (vmsplice) or a driver pin holds half the pages: the log shows two
+    /// refused registrations (-ENOMEM) leaving 16 pages in Movable; the retries succeed.
+    func testLongtermPinMigrationFailures() throws {
+        let a = try Key.analyze(TestPaths.sample("guest-migrate_longterm/trace-v7zstd.dat"))
+        let lines = Key.lines(try Key.text("guest-migrate_longterm/workload-ground-truth.log"))
+        var windows: [(begin: Double, end: Double, refused: Bool, name: Substring)] = []
+        for (t, l) in lines where l.contains(" REGISTER begin") {
+            let name = l.split(separator: " ")[3]
+            guard let end = lines.first(where: { $0.t >= t && $0.s.contains("\(name) REGISTER end") }) else { continue }
+            windows.append((t, end.t, end.s.contains("ret=-12"), name))
+        }
+        XCTAssertEqual(windows.filter(\.refused).count, 2)
+        let stuck = lines.filter { $0.s.contains("after-failed-register") && $0.s.contains("zones") }
+        XCTAssertEqual(stuck.count, 2)
+        XCTAssertTrue(stuck.allSatisfy { $0.s.hasSuffix("Movable=16") })
+        let found = a.findings("pin-blocks-migration")
+        XCTAssertEqual(found.count, 2)
+        for f in found {
+            let t = Double(f.evidence[0].timestampNs) / 1e9
+            let w = windows.first { $0.begin <= t && t <= $0.end }
+            XCTAssertEqual(w?.refused, true, "finding at \(t) outside a refused registration")
+            XCTAssertTrue(f.message.hasPrefix("16 pages failed to migrate (longterm_pin)"), f.message)
+        }
+        XCTAssertEqual(a.errors.count, 0)
+    }
+
+    /// A KVM guest writes file K pages 2 and 3 through its stage-2 mapping; each msync's
+    /// folio_mkclean invalidates it and KVM dirties the page from the notifier. Round 2 does it
+    /// again after round 1's writeback cleaned the pages: double-dirty on exactly those pfns,
+    /// the second dirtying inside round 2's MSYNC; no finding for round 3 (vCPU not run).
+    func testSecondaryMMUDirtyingTwiceAcrossAClean() throws {
+        let a = try Key.analyze(TestPaths.sample("guest-kvm_double_dirty/trace-v7zstd.dat"))
+        let log = try Key.text("guest-kvm_double_dirty/workload-ground-truth.log")
+        let lines = Key.lines(log)
+        // The last pfn listing of file K (the first was taken before the pages were faulted in).
+        let listing = Key.pfns(String(lines.last { $0.s.contains("pfns K ") }!.s), "K")
+        let written = Set([listing[2], listing[3]])
+        func window(_ round: Int) -> ClosedRange<Double> {
+            lines.first { $0.s.contains("round \(round): MSYNC begin") }!.t...lines.first { $0.s.contains("round \(round): MSYNC end") }!.t
+        }
+        let found = a.findings("double-dirty")
+        XCTAssertEqual(Set(found.compactMap(\.page.pfn)), written)
+        XCTAssertEqual(found.count, 2)
+        for f in found {
+            XCTAssertTrue(window(1).contains(Double(f.evidence.first!.timestampNs) / 1e9))
+            XCTAssertTrue(window(2).contains(Double(f.evidence.last!.timestampNs) / 1e9))
+            XCTAssertEqual(f.owner?.driver, "kvm")
+        }
+        // hva_to_pfn's FOLL_GET references are dropped by kvm_release_pfn_clean: no crossing.
+        XCTAssertEqual(a.errors.count, 0, a.errors.map(\.message).joined(separator: "\n"))
+    }
+
+    /// Two io_uring rings each register the same THP and hugetlb buffer 3 times: the log's
+    /// rings x copies x 512 pages pins on each 2 MiB folio at once, counted exactly (a large
+    /// folio's pins since 5.7 add 1 to refcount and pin count, not 1024): far from overflow.
+    func testPinCountsOnLargeFolios() throws {
+        let a = try Key.analyze(TestPaths.sample("guest-thp_hugetlb/trace-v7zstd.dat"))
+        let log = try Key.text("guest-thp_hugetlb/workload-ground-truth.log")
+        let words = log.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        let copies = try XCTUnwrap(Int(try XCTUnwrap(words.first { $0.hasPrefix("copies=") }).dropFirst(7)))
+        let rings = Set(log.split(separator: "\n").filter { $0.contains("REGISTER ring") && $0.contains(" begin") }
+            .map { $0.split(separator: " ").first { $0.hasPrefix("ring") }! }).count
+        let pages = Key.pfns(log, "thp").count
+        XCTAssertEqual(rings * copies * pages, 3072)
+        XCTAssertEqual(a.maxPinsOnOnePage?.pins, rings * copies * pages)
+        let thpHead = 0xffff_ea00_0000_0000 + Key.pfns(log, "thp")[0] * 64
+        let hugetlbHead = 0xffff_ea00_0000_0000 + Key.pfns(log, "hugetlb")[0] * 64
+        XCTAssertTrue([PageRef.pointer(thpHead), .pointer(hugetlbHead)].contains(a.maxPinsOnOnePage!.page))
+        let h = try XCTUnwrap(a.leastPinHeadroom)
+        XCTAssertTrue(h.large)
+        XCTAssertEqual(h.pins, Int64(Int32.max) - h.refcount)
+        XCTAssertLessThanOrEqual(h.refcount, Int64(rings * copies * pages) + 1)
+        XCTAssertEqual(a.findings("pin-overflow-risk").count, 0)
+        XCTAssertEqual(a.errors.count, 0)
+    }
+}
+
+/// The rules the workload captures must not trigger stay silent on all of them; the overflow
+/// arithmetic is checked on the real values the captures show (a real overflow needs ~2 million
+/// pins on one page, which no capture can hold).
 final class QuietRulesTests: XCTestCase {
     func testQuietOnEveryCapture() throws {
         for dir in ["guest-process_vm", "guest-iouring_fixed", "guest-vmsplice", "guest-odirect_shared", "host-odirect-mmap"] {
