@@ -27,7 +27,7 @@ public final class ReadAhead: @unchecked Sendable {
     private var position = 0
     private var drained = false
 
-    public init(_ source: RawEventSource, batchSize: Int = 4096, depth: Int = 4) {
+    public init(_ source: RawEventSource, batchSize: Int = 512, depth: Int = 2) {
         self.source = source
         self.batchSize = batchSize
         self.depth = depth

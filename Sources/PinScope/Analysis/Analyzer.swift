@@ -214,8 +214,11 @@ public final class Analyzer {
         for i in rules.indices { rules[i].finish(ledger, &ctx) }
         let identity = vocabulary.identity
         var a = analysis
-        a.findings = ctx.findings.map { f in
-            var f = f
+        // Completed in place: the list can be long, and a copy would double its peak memory.
+        a.findings = ctx.findings
+        ctx.findings = []
+        for i in a.findings.indices {
+            var f = a.findings[i]
             // Keys learnt after the finding was made (the vmemmap base, the page cache's file).
             if f.page.pfn == nil, let ptr = f.page.folio ?? f.pageRef.flatMap({ if case .pointer(let p) = $0 { return p } else { return nil } }) {
                 f.page.folio = ptr
@@ -230,7 +233,7 @@ public final class Analyzer {
                 }
             }
             if f.page.dev == nil, let ino = f.page.ino { f.page.dev = identity.dev(ofIno: ino) }
-            return f
+            a.findings[i] = f
         }
         a.findings.sort { ($0.evidence.last?.timestampNs ?? 0) < ($1.evidence.last?.timestampNs ?? 0) }
         a.findingCounts = ctx.counts

@@ -168,7 +168,7 @@ public enum AnalysisReport {
         row("pages tracked", "\(a.pagesTracked) (peak \(a.peakLivePages) live)")
         row("pins (FOLL_PIN)", "\(a.pins), \(a.pinsReleased) released, \(a.pinsHeldAtEnd) held at end; long-term \(a.longtermPins)")
         if let m = a.maxPinsOnOnePage, let h = a.leastPinHeadroom {
-            row("pin counts", "at most \(m.pins) pins on one page (\(m.page)); closest to overflow: \(h.pins) more pins on \(h.page) (refcount \(h.refcount)\(h.pincount.map { ", pin count \($0)" } ?? "")\(h.large ? ", large folio" : ""))")
+            row("pin counts", "at most \(m.pins) pin\(m.pins == 1 ? "" : "s") on one page (\(m.page)); closest to overflow: \(h.pins) more pins on \(h.page) (refcount \(h.refcount)\(h.pincount.map { ", pin count \($0)" } ?? "")\(h.large ? ", large folio" : ""))")
         }
         row("GUP refs (FOLL_GET)", "\(a.gets), \(a.getsReleased) released where seen, \(a.getsExpired) dropped unseen (page freed)")
         if a.lifetimes > 0 {
