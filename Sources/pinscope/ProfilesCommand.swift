@@ -57,7 +57,8 @@ struct ProfilesCommand: ParsableCommand {
                     points, try_grab_page/try_grab_folio, gup_put_folio, unpin_user_page*, folio_mkclean,
                     folio_clear_dirty_for_io, __folio_start_writeback, folio_end_writeback, folio_mark_dirty,
                     set_page_dirty_lock, __folio_put, __bio_release_pages, bio_set_pages_dirty,
-                    __mmu_notifier_invalidate_range_start/end
+                    __mmu_notifier_invalidate_range_start/end; KVM: kvm_set_pfn_dirty,
+                    kvm_release_pfn_clean, kvm_mmu_notifier_invalidate_range_start/end
         """),
         (.user, "events named in a --map FILE (EVENT KIND key=field ...), see README"),
     ]

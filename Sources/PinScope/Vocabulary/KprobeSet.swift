@@ -72,6 +72,14 @@ public enum KprobeSet {
             "mm=+8($arg1):x64 start=+16($arg1):x64 end=+24($arg1):x64 event=+36($arg1):u32")
         add("mmu_notifier_invalidate_range_end", "__mmu_notifier_invalidate_range_end",
             "mm=+8($arg1):x64 start=+16($arg1):x64 end=+24($arg1):x64")
+        // KVM (module symbols; listed as missing until kvm is loaded): the secondary MMU's
+        // dirtying under an mmu-notifier invalidation, and the release of hva_to_pfn's reference.
+        add("kvm_set_pfn_dirty", "kvm_set_pfn_dirty", "pfn=$arg1:x64", stack: true)
+        add("kvm_release_pfn_clean", "kvm_release_pfn_clean", "pfn=$arg1:x64")
+        add("kvm_mmu_notifier_invalidate_range_start", "kvm_mmu_notifier_invalidate_range_start",
+            "start=+16($arg2):x64 end=+24($arg2):x64 event=+36($arg2):u32")
+        add("kvm_mmu_notifier_invalidate_range_end", "kvm_mmu_notifier_invalidate_range_end",
+            "start=+16($arg2):x64 end=+24($arg2):x64 event=+36($arg2):u32")
         return (out, missing)
     }
 
