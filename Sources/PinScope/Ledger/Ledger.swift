@@ -125,7 +125,6 @@ public struct Ledger {
     public private(set) var getsExpired = 0
     /// Releases with no acquire seen (the trace may have started while they were held).
     public private(set) var releasesWithoutAcquire = 0
-    public private(set) var maxHoldsOnOnePage = 0
     /// The most FOLL_PIN pins held at once on one page (folio), and that page.
     public private(set) var maxPinsOnOnePage: (pins: Int, page: PageRef)?
     public private(set) var pagesEverPinned = Set<PageRef>()
@@ -174,7 +173,6 @@ public struct Ledger {
             }
             hold.flaggedCycle = -1
             for _ in 0..<n { state.holds.append(hold) }
-            maxHoldsOnOnePage = max(maxHoldsOnOnePage, state.holds.count)
             if hold.kind == .pin {
                 state.pins += n
                 if state.pins > maxPinsOnOnePage?.pins ?? 0 { maxPinsOnOnePage = (state.pins, e.page) }

@@ -24,13 +24,7 @@ public struct PageTable<Value> {
     /// Fibonacci hashing of the key's one word: high bits are the best mixed.
     @inline(__always)
     private func home(_ key: PageRef) -> Int {
-        let word: UInt64
-        switch key {
-        case .pfn(let p): word = p
-        case .pointer(let p): word = p ^ 0x5bd1_e995_0000_0001
-        case .file(let ino, let index): word = ino &* 0x9e37_79b9_7f4a_7c15 ^ index ^ 0x2
-        case .range(let mm, let start, let end): word = mm ^ start &* 31 ^ end &* 131 ^ 0x3
-        }
+        let word = key.word
         let h = (word ^ (word >> 29)) &* 0x9e37_79b9_7f4a_7c15
         return Int(truncatingIfNeeded: h >> 32) & mask
     }

@@ -16,15 +16,18 @@ public enum PageRef: Hashable, Sendable, CustomStringConvertible {
     case file(ino: UInt64, index: UInt64)
     case range(mm: UInt64, start: UInt64, end: UInt64)
 
-    /// One word per key: the ledger and the identity tables hash a key several times per event.
-    public func hash(into hasher: inout Hasher) {
+    /// The key folded into one word (kinds kept apart), for hashing: the ledger and the identity
+    /// tables hash a key several times per event.
+    var word: UInt64 {
         switch self {
-        case .pfn(let p): hasher.combine(p)
-        case .pointer(let p): hasher.combine(p ^ 0x5bd1_e995_0000_0001)
-        case .file(let ino, let index): hasher.combine(ino &* 0x9e37_79b9_7f4a_7c15 ^ index ^ 0x2)
-        case .range(let mm, let start, let end): hasher.combine(mm ^ start &* 31 ^ end &* 131 ^ 0x3)
+        case .pfn(let p): return p
+        case .pointer(let p): return p ^ 0x5bd1_e995_0000_0001
+        case .file(let ino, let index): return ino &* 0x9e37_79b9_7f4a_7c15 ^ index ^ 0x2
+        case .range(let mm, let start, let end): return mm ^ start &* 31 ^ end &* 131 ^ 0x3
         }
     }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(word) }
 
     public var description: String {
         switch self {
