@@ -81,21 +81,9 @@ public struct Vocabulary {
         return foll.decode(raw).flags
     }
 
-    /// Event names this vocabulary reads (a fast reader can skip the others undecoded).
-    public static let consumedEventNames: Set<String> = Set([
-        "try_grab_page", "try_grab_folio", "gup_put_folio", "unpin_user_page", "folio_mkclean",
-        "folio_clear_dirty_for_io", "__folio_start_writeback", "folio_end_writeback", "folio_mark_dirty",
-        "set_page_dirty_lock", "__folio_put", "__bio_release_pages", "bio_set_pages_dirty",
-        "unpin_user_pages_dirty_lock", "unpin_user_page_range_dirty_lock", "unpin_user_pages",
-        "mmu_notifier_invalidate_range_start", "mmu_notifier_invalidate_range_end",
-        "mm_filemap_add_to_page_cache", "mm_filemap_delete_from_page_cache", "writeback_dirty_folio",
-        "writeback_dirty_page", "folio_wait_writeback", "wait_on_page_writeback", "ext4_writepages",
-        "mm_migrate_pages", "page_ref_mod", "page_ref_mod_and_test", "page_ref_mod_and_return",
-        "page_ref_mod_unless", "page_ref_set", "page_ref_freeze", "page_ref_unfreeze",
-        "kvm_unmap_hva_range", "kvm_set_spte_hva", "kvm_age_hva",
-        "kvm_set_pfn_dirty", "kvm_set_page_dirty", "kvm_release_pfn_clean", "kvm_release_page_clean",
-        "kvm_mmu_notifier_invalidate_range_start", "kvm_mmu_notifier_invalidate_range_end",
-    ]).union(gupEntryPoints).union(gupEntryPoints.map { $0 + "_ret" })
+    /// Event names this vocabulary reads (a fast reader can skip the others undecoded): the
+    /// names it has a handler for.
+    public static let consumedEventNames: Set<String> = Set(handlers.keys)
 
     /// Events whose binary records hold symbolic values as numbers: a trace.dat reader renders
     /// their payload with the print format (libtraceevent) for the text the vocabulary reads.
@@ -285,7 +273,7 @@ public struct Vocabulary {
             emit(pe)
             count(.kprobes)
 
-        // Tracepoints: writeback:*, filemap:*, ext4:*, migrate:*, kvm:*.
+        // Tracepoints: writeback:*, filemap:*, ext4:*, migrate:*.
         case .filemap:
             guard profiles.contains(.tracepoints), let pfn = e.u("pfn") else { return miss(e) }
             var pe = PageEvent(kind: name.hasSuffix("add_to_page_cache") ? .cacheAdd : .cacheDelete, from: e,
