@@ -10,7 +10,8 @@ struct EventDecoder {
     private let tep: OpaquePointer
     private let file: String
     private(set) var anomalies = Anomalies()
-    private var types: [Int32: EventType] = [:]
+    /// Per type id (a u16 in the record header), looked up once.
+    private var types = [EventType?](repeating: nil, count: 1 << 16)
     private let seq: UnsafeMutablePointer<trace_seq>
 
     struct FieldInfo {
@@ -56,7 +57,8 @@ struct EventDecoder {
     }
 
     private mutating func type(_ id: Int32) -> EventType? {
-        if let t = types[id] { return t }
+        let slot = Int(UInt16(truncatingIfNeeded: id))
+        if let t = types[slot] { return t }
         guard let e = tep_find_event(tep, id) else { return nil }
         var fields: [FieldInfo] = []
         if let list = tep_event_fields(e) {
@@ -71,7 +73,7 @@ struct EventDecoder {
         }
         let t = EventType(system: String(cString: e.pointee.system), name: String(cString: e.pointee.name), fields: fields)
         t.printPayload = printedEvents.contains(t.name)
-        types[id] = t
+        types[slot] = t
         return t
     }
 
@@ -116,13 +118,18 @@ struct EventDecoder {
             payload = String(decoding: UnsafeRawBufferPointer(start: seq.pointee.buffer, count: Int(seq.pointee.len)), as: UTF8.self)
         }
         return RawEvent(timestampNs: rec.pointee.ts, cpu: cpu, pid: pid, comm: comm, system: t.system,
-                        name: t.name, fields: fields, payload: payload, stack: stack, lostBefore: lost, locator: locator)
+                        name: t.name, fields: fields, payload: payload, stack: stack, lostBefore: lost, locator: locator,
+                        typeID: id)
     }
 
-    private func commName(_ pid: Int32) -> String {
-        if pid == 0 { return "<idle>" }
-        guard let c = tep_data_comm_from_pid(tep, pid) else { return "<...>" }
-        return String(cString: c)
+    /// The last pid looked up and its comm: consecutive records mostly come from one task.
+    private var lastComm: (pid: Int32, comm: String) = (0, "<idle>")
+
+    private mutating func commName(_ pid: Int32) -> String {
+        if pid == lastComm.pid { return lastComm.comm }
+        let comm = tep_data_comm_from_pid(tep, pid).map { String(cString: $0) } ?? "<...>"
+        lastComm = (pid, comm)
+        return comm
     }
 
     private func frame(_ addr: UInt64) -> StackFrame {

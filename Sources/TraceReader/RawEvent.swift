@@ -100,7 +100,11 @@ public struct StackFrame: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// One trace event, from any reader: the common currency of the pipeline.
-public struct RawEvent: Sendable {
+///
+/// A class: an event passes through several hands (decoder, stack attacher, read-ahead batch,
+/// vocabulary) and moving one reference is much cheaper than copying a dozen fields and their
+/// retains at each. Readers fill an event in before they hand it on; nobody changes it after.
+public final class RawEvent: @unchecked Sendable {
     public var timestampNs: UInt64
     public var cpu: Int
     public var pid: Int32
@@ -117,10 +121,14 @@ public struct RawEvent: Sendable {
     /// Events the kernel lost on this CPU just before this one; `UInt64.max` when the count is unknown.
     public var lostBefore: UInt64?
     public var locator: TraceLocator
+    /// The reader's number for this event's type (the trace.dat type id; a text reader's slot for
+    /// the name), or -1. Stable within one reader, so consumers can cache per-type decisions by
+    /// it; they should still check `name`, as a number means nothing across readers.
+    public var typeID: Int32
 
     public init(timestampNs: UInt64, cpu: Int, pid: Int32, tgid: Int32? = nil, comm: String,
                 system: String, name: String, fields: [Field] = [], payload: String? = nil,
-                stack: [StackFrame] = [], lostBefore: UInt64? = nil, locator: TraceLocator) {
+                stack: [StackFrame] = [], lostBefore: UInt64? = nil, locator: TraceLocator, typeID: Int32 = -1) {
         self.timestampNs = timestampNs
         self.cpu = cpu
         self.pid = pid
@@ -133,10 +141,14 @@ public struct RawEvent: Sendable {
         self.stack = stack
         self.lostBefore = lostBefore
         self.locator = locator
+        self.typeID = typeID
     }
 
     public subscript(field name: String) -> FieldValue? {
-        for f in fields where f.name == name { return f.value }
+        // Lengths first: most names asked for differ in length from most fields, and a length
+        // is one load where a string comparison is a call.
+        let length = name.utf8.count
+        for f in fields where f.name.utf8.count == length && f.name == name { return f.value }
         return nil
     }
 }

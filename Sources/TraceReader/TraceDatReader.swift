@@ -296,7 +296,8 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
     public private(set) var skippedRecords = 0
     public private(set) var skippedSpan: ClosedRange<UInt64>?
     private var wanted = [UInt8](repeating: 0, count: 1 << 16)
-    private var skippedLast: [Int: Bool] = [:]
+    /// Per CPU: the last record read on it was skipped (a stack after it is skipped too).
+    private var skippedLast: [Bool] = []
     private lazy var stackID: Int = {
         for id in 0..<(1 << 16) where decoder.names(id: Int32(id)).map({ $0.name == "kernel_stack" && $0.system == "ftrace" }) ?? false {
             return id
@@ -321,12 +322,13 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
             }
             let cpu = streams[current].cpu
             if onlyEvents != nil {
+                if cpu >= skippedLast.count { skippedLast += [Bool](repeating: false, count: cpu + 1 - skippedLast.count) }
                 // Skip records nobody asked for undecoded; a stack goes with the event before it.
                 let id = Int(UInt16(truncatingIfNeeded: eventID(of: rec)))
                 if wanted[id] == 0 { wanted[id] = isWanted(id) ? 1 : 2 }
                 let isStack = id == stackID
                 // A record after lost events is always decoded: it carries the loss.
-                if rec.pointee.missed_events == 0, wanted[id] == 2 || (isStack && skippedLast[cpu, default: false]) {
+                if rec.pointee.missed_events == 0, wanted[id] == 2 || (isStack && skippedLast[cpu]) {
                     skippedLast[cpu] = true
                     skippedRecords += 1
                     let ts = rec.pointee.ts

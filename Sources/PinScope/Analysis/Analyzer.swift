@@ -163,8 +163,7 @@ public final class Analyzer {
 
     private func handle(_ e: inout PageEvent) {
         analysis.pageEvents += 1
-        let identity = vocabulary.identity
-        let key = identity.resolve(e.page, mapping: e.mapping, index: e.index)
+        let key = vocabulary.identity.resolve(e.page, mapping: e.mapping, index: e.index)
         if key != e.page {
             ledger.merge(e.page, into: key)
             e.page = key
@@ -191,9 +190,9 @@ public final class Analyzer {
         var backing = after?.backing
         if let after {
             if case .pfn(let pfn) = key, after.dev == nil || after.ino == nil || after.index == nil,
-               let f = identity.file(ofPfn: pfn) {
-                backing = ledger.learnDevice(key, after, dev: f.dev ?? identity.dev(ofIno: f.ino), ino: f.ino, index: f.index)
-            } else if let ino = after.ino, after.dev == nil, let dev = identity.dev(ofIno: ino) {
+               let f = vocabulary.identity.file(ofPfn: pfn) {
+                backing = ledger.learnDevice(key, after, dev: f.dev ?? vocabulary.identity.dev(ofIno: f.ino), ino: f.ino, index: f.index)
+            } else if let ino = after.ino, after.dev == nil, let dev = vocabulary.identity.dev(ofIno: ino) {
                 backing = ledger.learnDevice(key, after, dev: dev, ino: nil, index: nil)
             }
         }

@@ -12,20 +12,21 @@ public struct PageIdentity: Sendable {
     /// Agreeing calibrations seen before the base was fixed.
     public private(set) var calibrations = 0
     private var candidate: UInt64?
-    private var fileToPfn: [FileKey: UInt64] = [:]
-    private var pfnToFile: [UInt64: (dev: UInt64?, file: FileKey)] = [:]
-    private var mappingToIno: [UInt64: UInt64] = [:]
-    private var inoDev: [UInt64: UInt64] = [:]
+    // Looked up for nearly every event: one-word hash tables, not SipHash dictionaries.
+    private var fileToPfn = HashTable<FileKey, UInt64>(minimumCapacity: 4096)
+    private var pfnToFile = HashTable<UInt64, (dev: UInt64?, file: FileKey)>(minimumCapacity: 4096)
+    private var mappingToIno = HashTable<UInt64, UInt64>()
+    private var inoDev = HashTable<UInt64, UInt64>()
     /// The last folio kprobe per CPU: (pointer, mapping, index, ts).
-    private var lastFolio: [Int: (ptr: UInt64, mapping: UInt64, index: UInt64, ts: UInt64)] = [:]
+    private var lastFolio = PerCPU<(ptr: UInt64, mapping: UInt64, index: UInt64, ts: UInt64)>()
     /// The last writeback_dirty_folio per CPU: (ino, index, ts).
-    private var lastDirtied: [Int: (ino: UInt64, index: UInt64, ts: UInt64)] = [:]
+    private var lastDirtied = PerCPU<(ino: UInt64, index: UInt64, ts: UInt64)>()
     private let tableLimit = 1 << 20
 
-    struct FileKey: Hashable {
+    struct FileKey: TableKey, Sendable {
         var ino: UInt64
         var index: UInt64
-        func hash(into hasher: inout Hasher) { hasher.combine(ino &* 0x9e37_79b9_7f4a_7c15 ^ index) }
+        var word: UInt64 { ino &* 0x9e37_79b9_7f4a_7c15 ^ index }
     }
 
     public init() {}

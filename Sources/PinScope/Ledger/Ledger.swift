@@ -96,8 +96,10 @@ public struct Ledger {
         public var order: Int?
         /// The last dirtying from an mmu-notifier callback, and the cycle it was in.
         public var notifierDirty: (evidence: Evidence, cycle: Int)?
-        /// The inode whose page list (for writepages ranges) holds this page.
+        /// The inode whose page list (for writepages ranges) holds this page, and the token of
+        /// its entry there (entries with an older token are stale).
         fileprivate var listedUnder: UInt64?
+        fileprivate var listToken: UInt32 = 0
 
         init() {}
 
@@ -114,7 +116,28 @@ public struct Ledger {
 
     public private(set) var pages = PageTable<PageState>()
     /// Pages of each inode not cleaned since last dirtied, for writepages range events.
-    private var pagesOfIno: [UInt64: Set<PageRef>] = [:]
+    private var pagesOfIno = HashTable<UInt64, InodePages>()
+
+    /// One inode's listed pages. Unlisting only bumps the page's token, so listing and unlisting
+    /// (once or twice per dirtying) hash nothing; stale entries go when a range walks the list or
+    /// when they outnumber the live ones.
+    final class InodePages {
+        var entries: [(key: PageRef, state: PageState, token: UInt32)] = []
+        var live = 0
+
+        func isCurrent(_ i: Int, _ ino: UInt64) -> Bool {
+            entries[i].state.listedUnder == ino && entries[i].state.listToken == entries[i].token
+        }
+
+        func compact(_ ino: UInt64) {
+            var kept = 0
+            for i in entries.indices where isCurrent(i, ino) {
+                entries.swapAt(kept, i)
+                kept += 1
+            }
+            entries.removeLast(entries.count - kept)
+        }
+    }
     public private(set) var pinsAcquired = 0
     public private(set) var pinsReleased = 0
     public private(set) var getsAcquired = 0
@@ -271,18 +294,18 @@ public struct Ledger {
     /// A writepages pass over [index, lastIndex] of an inode cleans the dirty pages it covers
     /// (the inode's list holds the pages not cleaned since they were last dirtied).
     private mutating func applyRange(_ e: PageEvent) {
-        guard let ino = e.ino, let first = e.index, let last = e.lastIndex,
-              var keys = pagesOfIno.removeValue(forKey: ino) else { return }
+        guard let ino = e.ino, let first = e.index, let last = e.lastIndex, let list = pagesOfIno[ino] else { return }
         var clean: Evidence?
-        for key in keys {
-            guard let state = pages[key], let index = state.index, index >= first, index <= last else { continue }
+        for i in list.entries.indices where list.isCurrent(i, ino) {
+            let state = list.entries[i].state
+            guard let index = state.index, index >= first, index <= last else { continue }
             openCycle(state)
             if clean == nil { clean = Evidence(e) }
             state.cleanedBy = clean
-            state.listedUnder = nil
-            keys.remove(key)
+            unlist(list.entries[i].key, state)
         }
-        if !keys.isEmpty { pagesOfIno[ino] = keys }
+        list.compact(ino)
+        if list.entries.isEmpty { pagesOfIno[ino] = nil }
     }
 
     private func openCycle(_ state: PageState) {
@@ -376,7 +399,7 @@ public struct Ledger {
 
     /// Re-keys every page `f` gives a new key for (after the vmemmap base is calibrated).
     public mutating func rekey(_ f: (PageRef) -> PageRef?) {
-        for key in Array(pages.keys) {
+        for key in pages.keyList {
             if let to = f(key) { merge(key, into: to) }
         }
     }
@@ -409,16 +432,27 @@ public struct Ledger {
         guard state.listedUnder != under else { return }
         unlist(key, state)
         if let ino = under {
-            pagesOfIno[ino, default: []].insert(key)
+            let list: InodePages
+            if let l = pagesOfIno[ino] {
+                list = l
+            } else {
+                list = InodePages()
+                pagesOfIno[ino] = list
+            }
             state.listedUnder = ino
+            list.entries.append((key, state, state.listToken))
+            list.live += 1
+            if list.entries.count > 64 && list.entries.count > list.live * 2 { list.compact(ino) }
         }
     }
 
     private mutating func unlist(_ key: PageRef, _ state: PageState) {
         guard let ino = state.listedUnder else { return }
-        pagesOfIno[ino]?.remove(key)
-        if pagesOfIno[ino]?.isEmpty == true { pagesOfIno[ino] = nil }
         state.listedUnder = nil
+        state.listToken &+= 1
+        guard let list = pagesOfIno[ino] else { return }
+        list.live -= 1
+        if list.live == 0 { pagesOfIno[ino] = nil }
     }
 
     static func bucket(_ ns: UInt64) -> Int {

@@ -18,7 +18,7 @@ public enum PageRef: Hashable, Sendable, CustomStringConvertible {
 
     /// The key folded into one word (kinds kept apart), for hashing: the ledger and the identity
     /// tables hash a key several times per event.
-    var word: UInt64 {
+    public var word: UInt64 {
         switch self {
         case .pfn(let p): return p
         case .pointer(let p): return p ^ 0x5bd1_e995_0000_0001

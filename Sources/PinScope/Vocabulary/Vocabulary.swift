@@ -138,9 +138,23 @@ public struct Vocabulary {
         return h
     }()
 
+    /// Handlers by the reader's type id, with the name they were looked up for.
+    private var handlerByType: [(name: String, handler: Handler?)?] = []
+
+    /// The handler for an event's name: looked up once per type id, not hashed per event.
+    private mutating func handler(for e: RawEvent) -> Handler? {
+        let id = Int(e.typeID)
+        guard id >= 0, id < 1 << 16 else { return Self.handlers[e.name] }
+        if id < handlerByType.count, let cached = handlerByType[id], cached.name == e.name { return cached.handler }
+        if id >= handlerByType.count { handlerByType += Array(repeating: nil, count: id + 1 - handlerByType.count) }
+        let handler = Self.handlers[e.name]
+        handlerByType[id] = (e.name, handler)
+        return handler
+    }
+
     /// Maps one raw event to zero or more page events.
     public mutating func map(_ e: RawEvent, _ emit: (PageEvent) -> Void) {
-        let handler = Self.handlers[e.name]
+        let handler = handler(for: e)
         switch handler {
         case .filemap, .folioState, .markDirty, .dirtyTracepoint: identity.observe(e)
         default: break
@@ -372,8 +386,8 @@ public struct Vocabulary {
     /// Who dirtied, from the event's own stack, else from the call the task is in.
     private func dirtySource(_ e: RawEvent, stack: [StackFrame]) -> DirtySource {
         if let s = Self.dirtySource(fromStack: stack) { return s }
-        if gupCalls[e.pid] != nil { return .gupFault }
-        if let d = dirtyCalls[e.pid], e.timestampNs &- d.startNs < wrapperWindowNs { return d.source }
+        if !gupCalls.isEmpty, gupCalls[e.pid] != nil { return .gupFault }
+        if !dirtyCalls.isEmpty, let d = dirtyCalls[e.pid], e.timestampNs &- d.startNs < wrapperWindowNs { return d.source }
         return .other
     }
 

@@ -18,7 +18,7 @@ struct TextPayload {
         case kernelStack
         /// A `<user stack trace>` record.
         case userStack
-        case event(system: String, name: String, payloadStart: Int)
+        case event(system: String, name: String, payloadStart: Int, typeID: Int32 = -1)
         /// An event `onlyEvents` does not ask for: its fields were not parsed.
         case skipped
         case unparsable
@@ -68,7 +68,7 @@ struct TextPayload {
             let (name, slot) = interner.internSlot(UnsafeBufferPointer(rebasing: l[b..<i]))
             if filter, let only = onlyEvents, !wanted(name, slot: slot, only) { return .skipped }
             tracepointFields(l, from: p, into: &fields)
-            return .event(system: "", name: name, payloadStart: p)
+            return .event(system: "", name: name, payloadStart: p, typeID: Int32(slot))
         }
         if i < n, l[i] == S.openParen, i - b > 4, S.hasPrefix(l, at: b, "sys_") {
             let name = interner.intern(syscallName("sys_enter_", l, (b + 4)..<i))

@@ -189,7 +189,7 @@ public final class TextTraceReader: RawEventSource, EventFiltering {
         case .kernelStack:
             parsedLines += 1
             stackMode = .kernel
-            var e = RawEvent(timestampNs: ev.timestampNs, cpu: ev.cpu, pid: ev.pid, tgid: ev.tgid,
+            let e = RawEvent(timestampNs: ev.timestampNs, cpu: ev.cpu, pid: ev.pid, tgid: ev.tgid,
                              comm: payloads.intern(l, ev.comm), system: "ftrace", name: "kernel_stack",
                              payload: S.string(l, ev.body..<trimmedEnd(l)), locator: locator)
             e.lostBefore = takeLost(cpu: ev.cpu)
@@ -199,12 +199,12 @@ public final class TextTraceReader: RawEventSource, EventFiltering {
                 anomalies.count("stack trace after lost events (not attached)", .info, at: place)
             }
             pendingStack = e
-        case .event(let system, let name, let payloadStart):
+        case .event(let system, let name, let payloadStart, let typeID):
             parsedLines += 1
-            var e = RawEvent(timestampNs: ev.timestampNs, cpu: ev.cpu, pid: ev.pid, tgid: ev.tgid,
+            let e = RawEvent(timestampNs: ev.timestampNs, cpu: ev.cpu, pid: ev.pid, tgid: ev.tgid,
                              comm: payloads.intern(l, ev.comm), system: system, name: name, fields: fields,
                              payload: S.string(l, payloadStart..<max(payloadStart, trimmedEnd(l))),
-                             locator: locator)
+                             locator: locator, typeID: typeID)
             if !pendingLost.isEmpty || pendingLostAnyCPU != nil { e.lostBefore = takeLost(cpu: ev.cpu) }
             attacher.add(e, isStack: false)
         }
