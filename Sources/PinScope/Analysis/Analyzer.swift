@@ -149,7 +149,7 @@ public final class Analyzer {
         }
         guard prefiltered || options.userMap != nil || Vocabulary.consumedEventNames.contains(e.name) else { return }
         let calibrated = vocabulary.identity.vmemmapBase != nil
-        vocabulary.map(e) { pending.append($0) }
+        vocabulary.map(e, into: &pending)
         for i in pending.indices { handle(&pending[i]) }
         pending.removeAll(keepingCapacity: true)
         if !calibrated, vocabulary.identity.vmemmapBase != nil {

@@ -65,9 +65,19 @@ public struct PageIdentity: Sendable {
         return (p - base) / structPageSize
     }
 
-    mutating func observe(_ e: RawEvent) {
-        switch e.name {
-        case "mm_filemap_add_to_page_cache":
+    /// What an observed event says about identity.
+    enum Observed {
+        /// `mm_filemap_add_to_page_cache` / `_delete_from_page_cache`: (ino, index) ↔ pfn.
+        case cacheAdd, cacheDelete
+        /// A folio kprobe: pointer, mapping, index.
+        case folio
+        /// `writeback_dirty_folio` / `_page`: ino, index.
+        case dirtied
+    }
+
+    mutating func observe(_ e: RawEvent, _ what: Observed) {
+        switch what {
+        case .cacheAdd:
             guard let pfn = e.u("pfn"), let ino = e.filemapIno, let index = e.filemapIndex else { return }
             let key = FileKey(ino: ino, index: index)
             let dev = e.filemapDev
@@ -76,10 +86,10 @@ public struct PageIdentity: Sendable {
                 pfnToFile[pfn] = (dev, key)
             }
             if let dev, inoDev.count < tableLimit { inoDev[ino] = dev }
-        case "mm_filemap_delete_from_page_cache":
+        case .cacheDelete:
             guard let ino = e.filemapIno, let index = e.filemapIndex else { return }
             if let pfn = fileToPfn.removeValue(forKey: FileKey(ino: ino, index: index)) { pfnToFile[pfn] = nil }
-        case "folio_mark_dirty", "folio_mkclean", "__folio_start_writeback", "folio_end_writeback", "folio_clear_dirty_for_io":
+        case .folio:
             guard let ptr = e.u("folio"), let mapping = e.u("mapping"), let index = e.u("index") else { return }
             lastFolio[e.cpu] = (ptr, mapping, index, e.timestampNs)
             // The tracepoint may come just before the probe on the same CPU.
@@ -87,15 +97,13 @@ public struct PageIdentity: Sendable {
                 mappingToIno[mapping] = d.ino
             }
             if let ino = mappingToIno[mapping] { calibrate(pointer: ptr, file: FileKey(ino: ino, index: index)) }
-        case "writeback_dirty_folio", "writeback_dirty_page":
+        case .dirtied:
             guard let ino = e.u("ino"), let index = e.u("index") else { return }
             lastDirtied[e.cpu] = (ino, index, e.timestampNs)
             guard let last = lastFolio[e.cpu],
                   last.index == index, e.timestampNs &- last.ts < 1_000_000 else { return }
             if mappingToIno.count < tableLimit { mappingToIno[last.mapping] = ino }
             calibrate(pointer: last.ptr, file: FileKey(ino: ino, index: index))
-        default:
-            return
         }
     }
 

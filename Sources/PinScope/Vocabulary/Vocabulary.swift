@@ -21,6 +21,8 @@ public struct Vocabulary {
     }
     private var consumedByProfile = [Int](repeating: 0, count: Profile.allCases.count)
     let profiles: Set<Profile>
+    /// `profiles` as flags: tested for every event.
+    private let tracepointsOn: Bool, pageRefOn: Bool, kprobesOn: Bool
     let userMap: UserMapping?
 
     /// The GUP call a task is in (outermost public entry point), and the last dirtying wrapper.
@@ -70,6 +72,9 @@ public struct Vocabulary {
         kernel = kernelRelease.flatMap { KernelVersion(release: $0) }
         foll = kernel.flatMap { FollFlagLayout.forKernel($0) }
         self.profiles = profiles
+        tracepointsOn = profiles.contains(.tracepoints)
+        pageRefOn = profiles.contains(.pageRef)
+        kprobesOn = profiles.contains(.kprobes)
         self.userMap = userMap
     }
 
@@ -101,7 +106,7 @@ public struct Vocabulary {
     /// a chain of string comparisons.
     enum Handler {
         case gupEntry, gupReturn, dirtyWrapperReturn, grab, gupPut, unpinCall, bioSetDirty, bioRelease
-        case markDirty, folioState, notifierRange, filemap, dirtyTracepoint, waitWriteback, writepages
+        case markDirty, folioState, notifierRange, filemapAdd, filemapDelete, dirtyTracepoint, waitWriteback, writepages
         case migrate, pageRef
         case kvmDirty, kvmRelease, kvmInvalidate
     }
@@ -126,7 +131,8 @@ public struct Vocabulary {
             h[name] = .folioState
         }
         for name in ["mmu_notifier_invalidate_range_start", "mmu_notifier_invalidate_range_end"] { h[name] = .notifierRange }
-        for name in ["mm_filemap_add_to_page_cache", "mm_filemap_delete_from_page_cache"] { h[name] = .filemap }
+        h["mm_filemap_add_to_page_cache"] = .filemapAdd
+        h["mm_filemap_delete_from_page_cache"] = .filemapDelete
         for name in ["writeback_dirty_folio", "writeback_dirty_page"] { h[name] = .dirtyTracepoint }
         for name in ["folio_wait_writeback", "wait_on_page_writeback"] { h[name] = .waitWriteback }
         h["ext4_writepages"] = .writepages
@@ -154,21 +160,32 @@ public struct Vocabulary {
 
     /// Maps one raw event to zero or more page events.
     public mutating func map(_ e: RawEvent, _ emit: (PageEvent) -> Void) {
+        var out: [PageEvent] = []
+        map(e, into: &out)
+        out.forEach(emit)
+    }
+
+    /// Maps one raw event to zero or more page events, appended to `out`.
+    public mutating func map(_ e: RawEvent, into out: inout [PageEvent]) {
         let handler = handler(for: e)
         switch handler {
-        case .filemap, .folioState, .markDirty, .dirtyTracepoint: identity.observe(e)
+        case .filemapAdd: identity.observe(e, .cacheAdd)
+        case .filemapDelete: identity.observe(e, .cacheDelete)
+        case .folioState where e.name != "__folio_put": identity.observe(e, .folio)
+        case .markDirty where e.name == "folio_mark_dirty": identity.observe(e, .folio)
+        case .dirtyTracepoint: identity.observe(e, .dirtied)
         default: break
         }
         if let userMap, let mapped = userMap.map(e) {
             count(.user)
-            emit(mapped)
+            out.append(mapped)
             return
         }
         guard let handler else { return }
         let name = e.name
         switch handler {
         case .gupEntry:
-            guard profiles.contains(.kprobes) else { return }
+            guard kprobesOn else { return }
             if gupCalls[e.pid] == nil {
                 let caller = Attribution.firstInterestingFrame(e.stack, skipping: name)
                 gupCalls[e.pid] = CallContext(api: name, flags: e.u("gup_flags"), stack: e.stack, caller: caller,
@@ -189,7 +206,7 @@ public struct Vocabulary {
         switch handler {
         // PinScope's kprobe set (pinscope profiles --kprobes).
         case .grab:
-            guard profiles.contains(.kprobes), let page = e.u("page") else { return miss(e) }
+            guard kprobesOn, let page = e.u("page") else { return miss(e) }
             let flags = e.u("flags")
             let refs = Int(e.s("refs") ?? 1)
             let pin = foll != nil ? isPin(flags) : gupCalls[e.pid]?.api.hasPrefix("pin_user_pages") ?? false
@@ -204,10 +221,10 @@ public struct Vocabulary {
             } else {
                 pe.driver = Attribution.attribute(stack: e.stack, caller: pe.caller, comm: e.comm)
             }
-            emit(pe)
+            out.append(pe)
             count(.kprobes)
         case .gupPut:
-            guard profiles.contains(.kprobes), let folio = e.u("folio") else { return miss(e) }
+            guard kprobesOn, let folio = e.u("folio") else { return miss(e) }
             let flags = e.u("flags")
             // Without a FOLL_* table the call tells: unpin_user_page* drops pins.
             let unpin = foll != nil ? isPin(flags)
@@ -216,18 +233,18 @@ public struct Vocabulary {
                                refs: Int(e.s("refs") ?? 1), gupFlags: flags, mapping: e.u("mapping"), index: e.u("index"))
             readPageFields(e, into: &pe)
             if let d = dirtyCalls[e.pid], e.timestampNs &- d.startNs < wrapperWindowNs { pe.call = d.api }
-            emit(pe)
+            out.append(pe)
             count(.kprobes)
         case .unpinCall:
-            guard profiles.contains(.kprobes) else { return }
+            guard kprobesOn else { return }
             dirtyCalls[e.pid] = DirtyContext(source: .pinRelease, api: name, bio: nil, stack: e.stack, startNs: e.timestampNs)
             gupCalls[e.pid] = nil
         case .bioSetDirty:
-            guard profiles.contains(.kprobes), let bio = e.u("bio") else { return }
+            guard kprobesOn, let bio = e.u("bio") else { return }
             dirtyCalls[e.pid] = DirtyContext(source: .bioSubmit, api: name, bio: bio, stack: e.stack, startNs: e.timestampNs)
             bioPages[bio] = []
         case .bioRelease:
-            guard profiles.contains(.kprobes), let bio = e.u("bio") else { return }
+            guard kprobesOn, let bio = e.u("bio") else { return }
             let markDirty = (e.u("mark_dirty") ?? 0) != 0
             dirtyCalls[e.pid] = markDirty
                 ? DirtyContext(source: .bioCompletion, api: name, bio: bio, stack: e.stack, startNs: e.timestampNs) : nil
@@ -237,11 +254,11 @@ public struct Vocabulary {
                 pe.bio = bio
                 pe.call = name
                 pe.inferred = true
-                emit(pe)
+                out.append(pe)
             }
             count(.kprobes)
         case .markDirty:
-            guard profiles.contains(.kprobes), let folio = e.u("folio") ?? e.u("page") else { return miss(e) }
+            guard kprobesOn, let folio = e.u("folio") ?? e.u("page") else { return miss(e) }
             dirtyKprobesSeen = true
             var pe = PageEvent(kind: .markDirty, from: e, page: .pointer(folio), mapping: e.u("mapping"), index: e.u("index"))
             readPageFields(e, into: &pe)
@@ -261,10 +278,10 @@ public struct Vocabulary {
                                                  stack: pe.stack, startNs: e.timestampNs)
                 return
             }
-            emit(pe)
+            out.append(pe)
             count(.kprobes)
         case .folioState:
-            guard profiles.contains(.kprobes), let folio = e.u("folio") else { return miss(e) }
+            guard kprobesOn, let folio = e.u("folio") else { return miss(e) }
             let kind: PageEventKind
             switch name {
             case "folio_mkclean": kind = .mkclean
@@ -277,61 +294,61 @@ public struct Vocabulary {
             }
             var pe = PageEvent(kind: kind, from: e, page: .pointer(folio), mapping: e.u("mapping"), index: e.u("index"))
             readPageFields(e, into: &pe)
-            emit(pe)
+            out.append(pe)
             count(.kprobes)
         case .notifierRange:
-            guard profiles.contains(.kprobes), let mm = e.u("mm"), let start = e.u("start"), let end = e.u("end") else { return }
+            guard kprobesOn, let mm = e.u("mm"), let start = e.u("start"), let end = e.u("end") else { return }
             var pe = PageEvent(kind: name.hasSuffix("start") ? .invalidateStart : .invalidateEnd, from: e,
                                page: .range(mm: mm, start: start, end: end))
             pe.detail = e.u("event").map { "event \($0)" }
-            emit(pe)
+            out.append(pe)
             count(.kprobes)
 
         // Tracepoints: writeback:*, filemap:*, ext4:*, migrate:*.
-        case .filemap:
-            guard profiles.contains(.tracepoints), let pfn = e.u("pfn") else { return miss(e) }
-            var pe = PageEvent(kind: name.hasSuffix("add_to_page_cache") ? .cacheAdd : .cacheDelete, from: e,
+        case .filemapAdd, .filemapDelete:
+            guard tracepointsOn, let pfn = e.u("pfn") else { return miss(e) }
+            var pe = PageEvent(kind: handler == .filemapAdd ? .cacheAdd : .cacheDelete, from: e,
                                page: .pfn(pfn), index: e.filemapIndex)
             pe.ino = e.filemapIno
             pe.dev = e.filemapDev
-            emit(pe)
+            out.append(pe)
             count(.tracepoints)
         case .dirtyTracepoint:
-            guard profiles.contains(.tracepoints), !dirtyKprobesSeen else { return }
+            guard tracepointsOn, !dirtyKprobesSeen else { return }
             guard let ino = e.u("ino"), let index = e.u("index") else { return miss(e) }
             var pe = PageEvent(kind: .markDirty, from: e, page: .file(ino: ino, index: index), index: index)
             pe.ino = ino
             pe.dirtySource = dirtySource(e, stack: e.stack)
             if pe.dirtySource == .bioCompletion || pe.dirtySource == .bioSubmit { pe.driver = Attribution(driver: "direct-io", basis: .stack) }
-            emit(pe)
+            out.append(pe)
             count(.tracepoints)
         case .waitWriteback:
-            guard profiles.contains(.tracepoints), let ino = e.u("ino"), let index = e.u("index") else { return }
+            guard tracepointsOn, let ino = e.u("ino"), let index = e.u("index") else { return }
             var pe = PageEvent(kind: .waitWriteback, from: e, page: .file(ino: ino, index: index), index: index)
             pe.ino = ino
-            emit(pe)
+            out.append(pe)
             count(.tracepoints)
         case .writepages:
             // The inode's dirty pages in [range_start, range_end] are cleaned for writeback.
-            guard profiles.contains(.tracepoints), let ino = e.u("ino") ?? e.payloadNumber("ino"),
+            guard tracepointsOn, let ino = e.u("ino") ?? e.payloadNumber("ino"),
                   let start = e.u("range_start") ?? e.payloadNumber("range_start"),
                   let end = e.u("range_end") ?? e.payloadNumber("range_end") else { return miss(e) }
             var pe = PageEvent(kind: .cleanRange, from: e, page: .file(ino: ino, index: start / 4096), index: start / 4096)
             pe.ino = ino
             pe.lastIndex = end / 4096
-            emit(pe)
+            out.append(pe)
             count(.tracepoints)
         case .migrate:
-            guard profiles.contains(.tracepoints) else { return }
+            guard tracepointsOn else { return }
             let failed = e.u("failed") ?? e.u("nr_failed") ?? 0
             guard failed > 0 else { return }
             var pe = PageEvent(kind: .migrateFail, from: e, page: .pfn(0), refs: Int(failed))
             pe.detail = e.migrateReason
-            emit(pe)
+            out.append(pe)
             count(.tracepoints)
         case .pageRef:
             // CONFIG_DEBUG_PAGE_REF: a pin is a +GUP_PIN_COUNTING_BIAS step on an order-0 page.
-            guard profiles.contains(.pageRef), let pfn = e.u("pfn"), let val = e.s("val") else { return miss(e) }
+            guard pageRefOn, let pfn = e.u("pfn"), let val = e.s("val") else { return miss(e) }
             var pe: PageEvent
             if val == Self.pinBias || val == -Self.pinBias {
                 pe = PageEvent(kind: val > 0 ? .pin : .unpin, from: e, page: .pfn(pfn), api: e.name)
@@ -342,16 +359,16 @@ public struct Vocabulary {
             pe.pageFlags = e.u("flags")
             pe.mapping = e.u("mapping")
             pe.driver = Attribution.attribute(stack: e.stack, caller: pe.caller, comm: e.comm)
-            emit(pe)
+            out.append(pe)
             count(.pageRef)
         // KVM (kprobes): hva_to_pfn takes FOLL_GET references and KVM drops them with
         // kvm_release_pfn_clean once the page is in its page tables (the mmu notifier, not a
         // reference, keeps it coherent after that); kvm_set_pfn_dirty is a secondary MMU dirtying.
         case .kvmInvalidate:
-            guard profiles.contains(.kprobes) else { return }
+            guard kprobesOn else { return }
             if name.hasSuffix("_start") { kvmInvalidating.insert(e.pid) } else { kvmInvalidating.remove(e.pid) }
         case .kvmRelease:
-            guard profiles.contains(.kprobes) else { return }
+            guard kprobesOn else { return }
             let page: PageRef
             if let pfn = e.u("pfn") {
                 page = .pfn(pfn)
@@ -363,17 +380,17 @@ public struct Vocabulary {
             } else { return miss(e) }
             var pe = PageEvent(kind: .put, from: e, page: page)
             pe.call = name
-            emit(pe)
+            out.append(pe)
             count(.kprobes)
         case .kvmDirty:
-            guard profiles.contains(.kprobes) else { return }
+            guard kprobesOn else { return }
             let page: PageRef
             if let pfn = e.u("pfn") { page = .pfn(pfn) } else if let p = e.u("page") { page = .pointer(p) } else { return miss(e) }
             var pe = PageEvent(kind: .markDirty, from: e, page: page)
             let inNotifier = e.stack.contains { Self.notifierFrames.contains($0.symbol) }
             pe.dirtySource = inNotifier || (e.stack.isEmpty && kvmInvalidating.contains(e.pid)) ? .notifier : .other
             pe.driver = Attribution(driver: "kvm", basis: e.stack.isEmpty ? .caller : .stack)
-            emit(pe)
+            out.append(pe)
             count(.kprobes)
         case .gupEntry, .gupReturn, .dirtyWrapperReturn:
             return
