@@ -9,6 +9,8 @@ import Glibc
 struct EventDecoder {
     private let tep: OpaquePointer
     private let file: String
+    /// Parses event formats on first use.
+    private unowned let dat: TraceDatFile
     private(set) var anomalies = Anomalies()
     /// Per type id (a u16 in the record header), looked up once.
     private var types = [EventType?](repeating: nil, count: 1 << 16)
@@ -44,22 +46,22 @@ struct EventDecoder {
     /// `RawEvent.payload`: symbolic values such as a migrate reason. Set before decoding.
     var printedEvents: Set<String> = []
 
-    init(tep: OpaquePointer, file: String) {
-        self.tep = tep
+    init(dat: TraceDatFile, file: String) {
+        self.dat = dat
+        self.tep = dat.tep
         self.file = file
         seq = UnsafeMutablePointer<trace_seq>.allocate(capacity: 1)
         trace_seq_init(seq)
     }
 
     func names(id: Int32) -> (system: String, name: String)? {
-        guard let e = tep_find_event(tep, id) else { return nil }
-        return (String(cString: e.pointee.system), String(cString: e.pointee.name))
+        dat.eventNames(id: id)
     }
 
     private mutating func type(_ id: Int32) -> EventType? {
         let slot = Int(UInt16(truncatingIfNeeded: id))
         if let t = types[slot] { return t }
-        guard let e = tep_find_event(tep, id) else { return nil }
+        guard let e = dat.event(id: id) else { return nil }
         var fields: [FieldInfo] = []
         if let list = tep_event_fields(e) {
             var i = 0
@@ -183,6 +185,7 @@ struct EventDecoder {
 
     /// The record printed exactly as `trace-cmd report` (`-R` when raw) prints it.
     func reportLine(_ rec: UnsafeMutablePointer<tep_record>, timeMode: Int32, raw: Bool) -> String {
+        _ = dat.event(id: tep_data_type(tep, rec))
         trace_seq_reset(seq)
         pinscope_print_report_line(tep, seq, rec, timeMode, raw ? 1 : 0)
         return String(decoding: UnsafeRawBufferPointer(start: seq.pointee.buffer, count: Int(seq.pointee.len)), as: UTF8.self)

@@ -330,7 +330,23 @@ public final class TraceDatFile {
         _ = try c.readSized(UInt64.self, "header event format")
     }
 
+    /// Event formats read but not yet given to libtraceevent, by type id. A trace.dat carries
+    /// the format of every event the kernel has (~1,500 on a distribution kernel) and parsing
+    /// them all took longer than reading a 100 MB trace's records; a format is parsed when a
+    /// record of its type is first decoded (`event(id:)`).
+    private var unparsed: [Int32: (system: String, name: String, text: [UInt8], offset: UInt64)] = [:]
+
     private func parseFormat(_ text: [UInt8], system: String, at offset: UInt64) {
+        // ftrace's own formats (kernel_stack, ...) and the first event go to libtraceevent at
+        // once: it takes the common fields' layout from its first event.
+        if system != "ftrace", tep_get_events_count(tep) > 0, let (name, id) = formatHead(text), unparsed[id] == nil {
+            unparsed[id] = (system, name, text, offset)
+            return
+        }
+        parseNow(text, system: system, at: offset)
+    }
+
+    private func parseNow(_ text: [UInt8], system: String, at offset: UInt64) {
         let rc = text.withUnsafeBufferPointer { buf in
             buf.withMemoryRebound(to: CChar.self) { cbuf in
                 system.withCString { sys in
@@ -339,15 +355,34 @@ public final class TraceDatFile {
             }
         }
         if rc != TEP_ERRNO__SUCCESS {
-            let name = formatName(text) ?? "?"
+            let name = formatHead(text)?.name ?? "?"
             anomalies.count("event format not parsed by libtraceevent", .error, at: "\(system):\(name) (\(path)@\(offset))")
         }
     }
 
-    private func formatName(_ text: [UInt8]) -> String? {
-        let s = String(decoding: text.prefix(200), as: UTF8.self)
-        guard let line = s.split(separator: "\n").first, line.hasPrefix("name: ") else { return nil }
-        return String(line.dropFirst(6))
+    /// libtraceevent's event for a type id, its format parsed on first use.
+    func event(id: Int32) -> UnsafeMutablePointer<tep_event>? {
+        if let e = tep_find_event(tep, id) { return e }
+        guard let f = unparsed.removeValue(forKey: id) else { return nil }
+        parseNow(f.text, system: f.system, at: f.offset)
+        return tep_find_event(tep, id)
+    }
+
+    /// (system, name) of a type id, without parsing its format.
+    func eventNames(id: Int32) -> (system: String, name: String)? {
+        if let f = unparsed[id] { return (f.system, f.name) }
+        guard let e = tep_find_event(tep, id) else { return nil }
+        return (String(cString: e.pointee.system), String(cString: e.pointee.name))
+    }
+
+    /// The `name:` and `ID:` lines that open an event format; nil when they are not there (the
+    /// format then goes to libtraceevent at once, to report what is wrong with it).
+    private func formatHead(_ text: [UInt8]) -> (name: String, id: Int32)? {
+        let s = String(decoding: text.prefix(300), as: UTF8.self)
+        let lines = s.split(separator: "\n", maxSplits: 2)
+        guard lines.count >= 2, lines[0].hasPrefix("name: "), lines[1].hasPrefix("ID: "),
+              let id = Int32(String(lines[1].dropFirst(4).filter { !$0.isWhitespace })) else { return nil }
+        return (String(lines[0].dropFirst(6)), id)
     }
 
     private func readFtraceEvents(_ c: inout ByteCursor) throws {
