@@ -9,6 +9,8 @@ import Glibc
 struct EventDecoder {
     private let tep: OpaquePointer
     private let file: String
+    /// This file's locator, copied per event.
+    private let fileLocator: TraceLocator
     /// Parses event formats on first use.
     private unowned let dat: TraceDatFile
     private(set) var anomalies = Anomalies()
@@ -49,6 +51,7 @@ struct EventDecoder {
     init(dat: TraceDatFile, file: String) {
         self.dat = dat
         self.tep = dat.tep
+        fileLocator = TraceLocator(file: file)
         self.file = file
         seq = UnsafeMutablePointer<trace_seq>.allocate(capacity: 1)
         trace_seq_init(seq)
@@ -84,7 +87,8 @@ struct EventDecoder {
         let id = tep_data_type(tep, rec)
         let pid = tep_data_pid(tep, rec)
         let comm = commName(pid)
-        let locator = TraceLocator(file: file, offset: rec.pointee.offset)
+        var locator = fileLocator
+        locator.offset = rec.pointee.offset
         let lost: UInt64? = rec.pointee.missed_events > 0 ? UInt64(rec.pointee.missed_events)
             : rec.pointee.missed_events < 0 ? UInt64.max : nil
         guard let t = type(id) else {

@@ -1,21 +1,50 @@
+import Synchronization
+
 /// Where an event came from, so every finding can point back into the trace.
 public struct TraceLocator: Sendable, Hashable, CustomStringConvertible {
-    public var file: String
+    /// The file, as a number in `TraceFiles`: every event carries a locator, and a String here
+    /// would be a reference count that the reading and the analysing thread both bump.
+    private var fileID: Int32
     /// Byte offset of the record (trace.dat) or of the line (text), when known.
     public var offset: UInt64?
     /// 1-based line number for text traces.
     public var line: Int?
 
+    /// Readers make one locator per file and copy it per event (registering a path takes a lock).
     public init(file: String, offset: UInt64? = nil, line: Int? = nil) {
-        self.file = file
+        fileID = TraceFiles.id(of: file)
         self.offset = offset
         self.line = line
+    }
+
+    public var file: String {
+        get { TraceFiles.path(fileID) }
+        set { fileID = TraceFiles.id(of: newValue) }
     }
 
     public var description: String {
         if let line { return "\(file):\(line)" }
         if let offset { return "\(file)@\(offset)" }
         return file
+    }
+}
+
+/// The paths locators name, numbered in the order first seen (a process reads a handful).
+enum TraceFiles {
+    private static let table = Mutex<(paths: [String], ids: [String: Int32])>(([], [:]))
+
+    static func id(of path: String) -> Int32 {
+        table.withLock { t in
+            if let id = t.ids[path] { return id }
+            let id = Int32(t.paths.count)
+            t.paths.append(path)
+            t.ids[path] = id
+            return id
+        }
+    }
+
+    static func path(_ id: Int32) -> String {
+        table.withLock { $0.paths[Int(id)] }
     }
 }
 

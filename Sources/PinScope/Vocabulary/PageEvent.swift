@@ -107,7 +107,9 @@ public struct PageEvent: Sendable {
     /// FOLL_GET references its submission dirtied).
     public var inferred = false
 
-    public init(kind: PageEventKind, from e: RawEvent, page: PageRef, api: String? = nil, refs: Int = 1,
+    /// - Parameter name: the event's name, when the caller holds its own copy of it (the default
+    ///   is `e.name`); `api` defaults to it.
+    public init(name: String? = nil, kind: PageEventKind, from e: RawEvent, page: PageRef, api: String? = nil, refs: Int = 1,
                 gupFlags: UInt64? = nil, mapping: UInt64? = nil, index: UInt64? = nil) {
         self.kind = kind
         timestampNs = e.timestampNs
@@ -119,7 +121,7 @@ public struct PageEvent: Sendable {
         self.index = index
         self.refs = refs
         self.gupFlags = gupFlags
-        self.api = api ?? e.name
+        self.api = api ?? name ?? e.name
         stack = e.stack
         caller = Attribution.firstInterestingFrame(e.stack, skipping: self.api)
         locator = e.locator

@@ -144,18 +144,23 @@ public struct Vocabulary {
         return h
     }()
 
-    /// Handlers by the reader's type id, with the name they were looked up for.
-    private var handlerByType: [(name: String, handler: Handler?)?] = []
+    /// Handlers by the reader's type id, with the name they were looked up for (`key`, the
+    /// reader's own string, so the check is an identity compare) and the vocabulary's own copy
+    /// of it (`own`), which the page events carry: a string the reading thread also retains and
+    /// releases for every event costs both threads a contended reference count.
+    private var handlerByType: [(key: String, own: String, handler: Handler?)?] = []
 
-    /// The handler for an event's name: looked up once per type id, not hashed per event.
-    private mutating func handler(for e: RawEvent) -> Handler? {
+    /// The handler for an event's name and the name to give its page events: looked up once per
+    /// type id, not hashed per event.
+    private mutating func handler(for e: RawEvent) -> (handler: Handler?, name: String) {
         let id = Int(e.typeID)
-        guard id >= 0, id < 1 << 16 else { return Self.handlers[e.name] }
-        if id < handlerByType.count, let cached = handlerByType[id], cached.name == e.name { return cached.handler }
+        guard id >= 0, id < 1 << 16 else { return (Self.handlers[e.name], e.name) }
+        if id < handlerByType.count, let cached = handlerByType[id], cached.key == e.name { return (cached.handler, cached.own) }
         if id >= handlerByType.count { handlerByType += Array(repeating: nil, count: id + 1 - handlerByType.count) }
         let handler = Self.handlers[e.name]
-        handlerByType[id] = (e.name, handler)
-        return handler
+        let own = String(decoding: Array(e.name.utf8), as: UTF8.self)
+        handlerByType[id] = (e.name, own, handler)
+        return (handler, own)
     }
 
     /// Maps one raw event to zero or more page events.
@@ -167,7 +172,7 @@ public struct Vocabulary {
 
     /// Maps one raw event to zero or more page events, appended to `out`.
     public mutating func map(_ e: RawEvent, into out: inout [PageEvent]) {
-        let handler = handler(for: e)
+        let (handler, name) = handler(for: e)
         switch handler {
         case .filemapAdd: identity.observe(e, .cacheAdd)
         case .filemapDelete: identity.observe(e, .cacheDelete)
@@ -182,7 +187,6 @@ public struct Vocabulary {
             return
         }
         guard let handler else { return }
-        let name = e.name
         switch handler {
         case .gupEntry:
             guard kprobesOn else { return }
@@ -210,7 +214,7 @@ public struct Vocabulary {
             let flags = e.u("flags")
             let refs = Int(e.s("refs") ?? 1)
             let pin = foll != nil ? isPin(flags) : gupCalls[e.pid]?.api.hasPrefix("pin_user_pages") ?? false
-            var pe = PageEvent(kind: pin ? .pin : .get, from: e, page: .pointer(page), refs: refs,
+            var pe = PageEvent(name: name, kind: pin ? .pin : .get, from: e, page: .pointer(page), refs: refs,
                                gupFlags: flags, mapping: e.u("mapping"), index: e.u("index"))
             readPageFields(e, into: &pe)
             if let call = gupCalls[e.pid] {
@@ -229,7 +233,7 @@ public struct Vocabulary {
             // Without a FOLL_* table the call tells: unpin_user_page* drops pins.
             let unpin = foll != nil ? isPin(flags)
                 : dirtyCalls[e.pid].map { $0.source == .pinRelease && e.timestampNs &- $0.startNs < wrapperWindowNs } ?? false
-            var pe = PageEvent(kind: unpin ? .unpin : .put, from: e, page: .pointer(folio),
+            var pe = PageEvent(name: name, kind: unpin ? .unpin : .put, from: e, page: .pointer(folio),
                                refs: Int(e.s("refs") ?? 1), gupFlags: flags, mapping: e.u("mapping"), index: e.u("index"))
             readPageFields(e, into: &pe)
             if let d = dirtyCalls[e.pid], e.timestampNs &- d.startNs < wrapperWindowNs { pe.call = d.api }
@@ -250,7 +254,7 @@ public struct Vocabulary {
                 ? DirtyContext(source: .bioCompletion, api: name, bio: bio, stack: e.stack, startNs: e.timestampNs) : nil
             // The bio's references go now; dirtying (if any) follows, by a task that had them.
             for page in bioPages.removeValue(forKey: bio) ?? [] {
-                var pe = PageEvent(kind: .put, from: e, page: page, api: name)
+                var pe = PageEvent(name: name, kind: .put, from: e, page: page, api: name)
                 pe.bio = bio
                 pe.call = name
                 pe.inferred = true
@@ -260,7 +264,7 @@ public struct Vocabulary {
         case .markDirty:
             guard kprobesOn, let folio = e.u("folio") ?? e.u("page") else { return miss(e) }
             dirtyKprobesSeen = true
-            var pe = PageEvent(kind: .markDirty, from: e, page: .pointer(folio), mapping: e.u("mapping"), index: e.u("index"))
+            var pe = PageEvent(name: name, kind: .markDirty, from: e, page: .pointer(folio), mapping: e.u("mapping"), index: e.u("index"))
             readPageFields(e, into: &pe)
             pe.dirtySource = dirtySource(e, stack: e.stack)
             if let d = dirtyCalls[e.pid], e.timestampNs &- d.startNs < wrapperWindowNs {
@@ -292,13 +296,13 @@ public struct Vocabulary {
             case "folio_end_writeback": kind = .writebackEnd
             default: kind = .freed
             }
-            var pe = PageEvent(kind: kind, from: e, page: .pointer(folio), mapping: e.u("mapping"), index: e.u("index"))
+            var pe = PageEvent(name: name, kind: kind, from: e, page: .pointer(folio), mapping: e.u("mapping"), index: e.u("index"))
             readPageFields(e, into: &pe)
             out.append(pe)
             count(.kprobes)
         case .notifierRange:
             guard kprobesOn, let mm = e.u("mm"), let start = e.u("start"), let end = e.u("end") else { return }
-            var pe = PageEvent(kind: name.hasSuffix("start") ? .invalidateStart : .invalidateEnd, from: e,
+            var pe = PageEvent(name: name, kind: name.hasSuffix("start") ? .invalidateStart : .invalidateEnd, from: e,
                                page: .range(mm: mm, start: start, end: end))
             pe.detail = e.u("event").map { "event \($0)" }
             out.append(pe)
@@ -307,7 +311,7 @@ public struct Vocabulary {
         // Tracepoints: writeback:*, filemap:*, ext4:*, migrate:*.
         case .filemapAdd, .filemapDelete:
             guard tracepointsOn, let pfn = e.u("pfn") else { return miss(e) }
-            var pe = PageEvent(kind: handler == .filemapAdd ? .cacheAdd : .cacheDelete, from: e,
+            var pe = PageEvent(name: name, kind: handler == .filemapAdd ? .cacheAdd : .cacheDelete, from: e,
                                page: .pfn(pfn), index: e.filemapIndex)
             pe.ino = e.filemapIno
             pe.dev = e.filemapDev
@@ -316,7 +320,7 @@ public struct Vocabulary {
         case .dirtyTracepoint:
             guard tracepointsOn, !dirtyKprobesSeen else { return }
             guard let ino = e.u("ino"), let index = e.u("index") else { return miss(e) }
-            var pe = PageEvent(kind: .markDirty, from: e, page: .file(ino: ino, index: index), index: index)
+            var pe = PageEvent(name: name, kind: .markDirty, from: e, page: .file(ino: ino, index: index), index: index)
             pe.ino = ino
             pe.dirtySource = dirtySource(e, stack: e.stack)
             if pe.dirtySource == .bioCompletion || pe.dirtySource == .bioSubmit { pe.driver = Attribution(driver: "direct-io", basis: .stack) }
@@ -324,7 +328,7 @@ public struct Vocabulary {
             count(.tracepoints)
         case .waitWriteback:
             guard tracepointsOn, let ino = e.u("ino"), let index = e.u("index") else { return }
-            var pe = PageEvent(kind: .waitWriteback, from: e, page: .file(ino: ino, index: index), index: index)
+            var pe = PageEvent(name: name, kind: .waitWriteback, from: e, page: .file(ino: ino, index: index), index: index)
             pe.ino = ino
             out.append(pe)
             count(.tracepoints)
@@ -333,7 +337,7 @@ public struct Vocabulary {
             guard tracepointsOn, let ino = e.u("ino") ?? e.payloadNumber("ino"),
                   let start = e.u("range_start") ?? e.payloadNumber("range_start"),
                   let end = e.u("range_end") ?? e.payloadNumber("range_end") else { return miss(e) }
-            var pe = PageEvent(kind: .cleanRange, from: e, page: .file(ino: ino, index: start / 4096), index: start / 4096)
+            var pe = PageEvent(name: name, kind: .cleanRange, from: e, page: .file(ino: ino, index: start / 4096), index: start / 4096)
             pe.ino = ino
             pe.lastIndex = end / 4096
             out.append(pe)
@@ -342,7 +346,7 @@ public struct Vocabulary {
             guard tracepointsOn else { return }
             let failed = e.u("failed") ?? e.u("nr_failed") ?? 0
             guard failed > 0 else { return }
-            var pe = PageEvent(kind: .migrateFail, from: e, page: .pfn(0), refs: Int(failed))
+            var pe = PageEvent(name: name, kind: .migrateFail, from: e, page: .pfn(0), refs: Int(failed))
             pe.detail = e.migrateReason
             out.append(pe)
             count(.tracepoints)
@@ -351,9 +355,9 @@ public struct Vocabulary {
             guard pageRefOn, let pfn = e.u("pfn"), let val = e.s("val") else { return miss(e) }
             var pe: PageEvent
             if val == Self.pinBias || val == -Self.pinBias {
-                pe = PageEvent(kind: val > 0 ? .pin : .unpin, from: e, page: .pfn(pfn), api: e.name)
+                pe = PageEvent(name: name, kind: val > 0 ? .pin : .unpin, from: e, page: .pfn(pfn), api: name)
             } else {
-                pe = PageEvent(kind: .refMod, from: e, page: .pfn(pfn), api: e.name, refs: Int(val))
+                pe = PageEvent(name: name, kind: .refMod, from: e, page: .pfn(pfn), api: name, refs: Int(val))
             }
             pe.refcount = e.s("count")
             pe.pageFlags = e.u("flags")
@@ -378,7 +382,7 @@ public struct Vocabulary {
                 if let t = lastKvmRelease[e.pid], e.timestampNs &- t < 50_000 { return }
                 page = .pointer(p)
             } else { return miss(e) }
-            var pe = PageEvent(kind: .put, from: e, page: page)
+            var pe = PageEvent(name: name, kind: .put, from: e, page: page)
             pe.call = name
             out.append(pe)
             count(.kprobes)
@@ -386,7 +390,7 @@ public struct Vocabulary {
             guard kprobesOn else { return }
             let page: PageRef
             if let pfn = e.u("pfn") { page = .pfn(pfn) } else if let p = e.u("page") { page = .pointer(p) } else { return miss(e) }
-            var pe = PageEvent(kind: .markDirty, from: e, page: page)
+            var pe = PageEvent(name: name, kind: .markDirty, from: e, page: page)
             let inNotifier = e.stack.contains { Self.notifierFrames.contains($0.symbol) }
             pe.dirtySource = inNotifier || (e.stack.isEmpty && kvmInvalidating.contains(e.pid)) ? .notifier : .other
             pe.driver = Attribution(driver: "kvm", basis: e.stack.isEmpty ? .caller : .stack)

@@ -16,6 +16,7 @@ public final class TextTraceReader: RawEventSource, EventFiltering {
     typealias S = TextLineScanner
 
     public let path: String
+    private let fileLocator: TraceLocator
     private let lines: LineReader
     private let attachStacks: Bool
     private var attacher = StackAttacher()
@@ -72,6 +73,7 @@ public final class TextTraceReader: RawEventSource, EventFiltering {
     /// Reads text from `stream` (already decompressed); `path` names it in locators and messages.
     init(stream: ByteStream, path: String, attachStacks: Bool = true, bufferSize: Int = 1 << 18) {
         self.path = path
+        fileLocator = TraceLocator(file: path)
         self.lines = LineReader(stream: stream, bufferSize: bufferSize)
         self.attachStacks = attachStacks
     }
@@ -176,7 +178,9 @@ public final class TextTraceReader: RawEventSource, EventFiltering {
             }
         }
         if case .event = body, ev.cpu >= 0, ev.cpu < skippedLast.count { skippedLast[ev.cpu] = false }
-        let locator = TraceLocator(file: path, offset: lines.lineOffset, line: lines.lineNumber)
+        var locator = fileLocator
+        locator.offset = lines.lineOffset
+        locator.line = lines.lineNumber
         switch body {
         case .unparsable:
             unparsable()
