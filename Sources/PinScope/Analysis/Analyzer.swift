@@ -150,7 +150,7 @@ public final class Analyzer {
         guard prefiltered || options.userMap != nil || Vocabulary.consumedEventNames.contains(e.name) else { return }
         let calibrated = vocabulary.identity.vmemmapBase != nil
         vocabulary.map(e, into: &pending)
-        for i in pending.indices { handle(&pending[i]) }
+        for pe in pending { handle(pe) }
         pending.removeAll(keepingCapacity: true)
         if !calibrated, vocabulary.identity.vmemmapBase != nil {
             let identity = vocabulary.identity
@@ -161,7 +161,7 @@ public final class Analyzer {
         }
     }
 
-    private func handle(_ e: inout PageEvent) {
+    private func handle(_ e: PageEvent) {
         analysis.pageEvents += 1
         let key = vocabulary.identity.resolve(e.page, mapping: e.mapping, index: e.index)
         if key != e.page {

@@ -65,7 +65,11 @@ public enum DirtySource: String, Sendable {
 }
 
 /// One thing that happened to a page, mapped from a raw event by a vocabulary profile.
-public struct PageEvent: Sendable {
+///
+/// A class: the vocabulary fills it in, the analyzer re-keys it, and rules and the ledger read
+/// it; one reference moves where a struct of two dozen fields would be copied, with a retain per
+/// string and array in it.
+public final class PageEvent: @unchecked Sendable {
     public var kind: PageEventKind
     public var timestampNs: UInt64
     public var cpu: Int

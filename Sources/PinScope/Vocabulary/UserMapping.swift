@@ -55,7 +55,7 @@ public struct UserMapping: Sendable {
         else if let p = value("page") { page = .pointer(p) }
         else if let ino = value("ino"), let index = value("index") { page = .file(ino: ino, index: index) }
         else { return nil }
-        var pe = PageEvent(kind: entry.kind, from: e, page: page, refs: Int(value("refs") ?? 1), gupFlags: value("flags"))
+        let pe = PageEvent(kind: entry.kind, from: e, page: page, refs: Int(value("refs") ?? 1), gupFlags: value("flags"))
         pe.driver = Attribution.attribute(stack: e.stack, caller: pe.caller, comm: e.comm)
         return pe
     }

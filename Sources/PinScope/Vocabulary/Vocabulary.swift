@@ -214,9 +214,9 @@ public struct Vocabulary {
             let flags = e.u("flags")
             let refs = Int(e.s("refs") ?? 1)
             let pin = foll != nil ? isPin(flags) : gupCalls[e.pid]?.api.hasPrefix("pin_user_pages") ?? false
-            var pe = PageEvent(name: name, kind: pin ? .pin : .get, from: e, page: .pointer(page), refs: refs,
+            let pe = PageEvent(name: name, kind: pin ? .pin : .get, from: e, page: .pointer(page), refs: refs,
                                gupFlags: flags, mapping: e.u("mapping"), index: e.u("index"))
-            readPageFields(e, into: &pe)
+            readPageFields(e, into: pe)
             if let call = gupCalls[e.pid] {
                 pe.call = call.api
                 pe.caller = call.caller
@@ -233,9 +233,9 @@ public struct Vocabulary {
             // Without a FOLL_* table the call tells: unpin_user_page* drops pins.
             let unpin = foll != nil ? isPin(flags)
                 : dirtyCalls[e.pid].map { $0.source == .pinRelease && e.timestampNs &- $0.startNs < wrapperWindowNs } ?? false
-            var pe = PageEvent(name: name, kind: unpin ? .unpin : .put, from: e, page: .pointer(folio),
+            let pe = PageEvent(name: name, kind: unpin ? .unpin : .put, from: e, page: .pointer(folio),
                                refs: Int(e.s("refs") ?? 1), gupFlags: flags, mapping: e.u("mapping"), index: e.u("index"))
-            readPageFields(e, into: &pe)
+            readPageFields(e, into: pe)
             if let d = dirtyCalls[e.pid], e.timestampNs &- d.startNs < wrapperWindowNs { pe.call = d.api }
             out.append(pe)
             count(.kprobes)
@@ -254,7 +254,7 @@ public struct Vocabulary {
                 ? DirtyContext(source: .bioCompletion, api: name, bio: bio, stack: e.stack, startNs: e.timestampNs) : nil
             // The bio's references go now; dirtying (if any) follows, by a task that had them.
             for page in bioPages.removeValue(forKey: bio) ?? [] {
-                var pe = PageEvent(name: name, kind: .put, from: e, page: page, api: name)
+                let pe = PageEvent(name: name, kind: .put, from: e, page: page, api: name)
                 pe.bio = bio
                 pe.call = name
                 pe.inferred = true
@@ -264,8 +264,8 @@ public struct Vocabulary {
         case .markDirty:
             guard kprobesOn, let folio = e.u("folio") ?? e.u("page") else { return miss(e) }
             dirtyKprobesSeen = true
-            var pe = PageEvent(name: name, kind: .markDirty, from: e, page: .pointer(folio), mapping: e.u("mapping"), index: e.u("index"))
-            readPageFields(e, into: &pe)
+            let pe = PageEvent(name: name, kind: .markDirty, from: e, page: .pointer(folio), mapping: e.u("mapping"), index: e.u("index"))
+            readPageFields(e, into: pe)
             pe.dirtySource = dirtySource(e, stack: e.stack)
             if let d = dirtyCalls[e.pid], e.timestampNs &- d.startNs < wrapperWindowNs {
                 pe.call = d.api
@@ -296,13 +296,13 @@ public struct Vocabulary {
             case "folio_end_writeback": kind = .writebackEnd
             default: kind = .freed
             }
-            var pe = PageEvent(name: name, kind: kind, from: e, page: .pointer(folio), mapping: e.u("mapping"), index: e.u("index"))
-            readPageFields(e, into: &pe)
+            let pe = PageEvent(name: name, kind: kind, from: e, page: .pointer(folio), mapping: e.u("mapping"), index: e.u("index"))
+            readPageFields(e, into: pe)
             out.append(pe)
             count(.kprobes)
         case .notifierRange:
             guard kprobesOn, let mm = e.u("mm"), let start = e.u("start"), let end = e.u("end") else { return }
-            var pe = PageEvent(name: name, kind: name.hasSuffix("start") ? .invalidateStart : .invalidateEnd, from: e,
+            let pe = PageEvent(name: name, kind: name.hasSuffix("start") ? .invalidateStart : .invalidateEnd, from: e,
                                page: .range(mm: mm, start: start, end: end))
             pe.detail = e.u("event").map { "event \($0)" }
             out.append(pe)
@@ -311,7 +311,7 @@ public struct Vocabulary {
         // Tracepoints: writeback:*, filemap:*, ext4:*, migrate:*.
         case .filemapAdd, .filemapDelete:
             guard tracepointsOn, let pfn = e.u("pfn") else { return miss(e) }
-            var pe = PageEvent(name: name, kind: handler == .filemapAdd ? .cacheAdd : .cacheDelete, from: e,
+            let pe = PageEvent(name: name, kind: handler == .filemapAdd ? .cacheAdd : .cacheDelete, from: e,
                                page: .pfn(pfn), index: e.filemapIndex)
             pe.ino = e.filemapIno
             pe.dev = e.filemapDev
@@ -320,7 +320,7 @@ public struct Vocabulary {
         case .dirtyTracepoint:
             guard tracepointsOn, !dirtyKprobesSeen else { return }
             guard let ino = e.u("ino"), let index = e.u("index") else { return miss(e) }
-            var pe = PageEvent(name: name, kind: .markDirty, from: e, page: .file(ino: ino, index: index), index: index)
+            let pe = PageEvent(name: name, kind: .markDirty, from: e, page: .file(ino: ino, index: index), index: index)
             pe.ino = ino
             pe.dirtySource = dirtySource(e, stack: e.stack)
             if pe.dirtySource == .bioCompletion || pe.dirtySource == .bioSubmit { pe.driver = Attribution(driver: "direct-io", basis: .stack) }
@@ -328,7 +328,7 @@ public struct Vocabulary {
             count(.tracepoints)
         case .waitWriteback:
             guard tracepointsOn, let ino = e.u("ino"), let index = e.u("index") else { return }
-            var pe = PageEvent(name: name, kind: .waitWriteback, from: e, page: .file(ino: ino, index: index), index: index)
+            let pe = PageEvent(name: name, kind: .waitWriteback, from: e, page: .file(ino: ino, index: index), index: index)
             pe.ino = ino
             out.append(pe)
             count(.tracepoints)
@@ -337,7 +337,7 @@ public struct Vocabulary {
             guard tracepointsOn, let ino = e.u("ino") ?? e.payloadNumber("ino"),
                   let start = e.u("range_start") ?? e.payloadNumber("range_start"),
                   let end = e.u("range_end") ?? e.payloadNumber("range_end") else { return miss(e) }
-            var pe = PageEvent(name: name, kind: .cleanRange, from: e, page: .file(ino: ino, index: start / 4096), index: start / 4096)
+            let pe = PageEvent(name: name, kind: .cleanRange, from: e, page: .file(ino: ino, index: start / 4096), index: start / 4096)
             pe.ino = ino
             pe.lastIndex = end / 4096
             out.append(pe)
@@ -346,14 +346,14 @@ public struct Vocabulary {
             guard tracepointsOn else { return }
             let failed = e.u("failed") ?? e.u("nr_failed") ?? 0
             guard failed > 0 else { return }
-            var pe = PageEvent(name: name, kind: .migrateFail, from: e, page: .pfn(0), refs: Int(failed))
+            let pe = PageEvent(name: name, kind: .migrateFail, from: e, page: .pfn(0), refs: Int(failed))
             pe.detail = e.migrateReason
             out.append(pe)
             count(.tracepoints)
         case .pageRef:
             // CONFIG_DEBUG_PAGE_REF: a pin is a +GUP_PIN_COUNTING_BIAS step on an order-0 page.
             guard pageRefOn, let pfn = e.u("pfn"), let val = e.s("val") else { return miss(e) }
-            var pe: PageEvent
+            let pe: PageEvent
             if val == Self.pinBias || val == -Self.pinBias {
                 pe = PageEvent(name: name, kind: val > 0 ? .pin : .unpin, from: e, page: .pfn(pfn), api: name)
             } else {
@@ -382,7 +382,7 @@ public struct Vocabulary {
                 if let t = lastKvmRelease[e.pid], e.timestampNs &- t < 50_000 { return }
                 page = .pointer(p)
             } else { return miss(e) }
-            var pe = PageEvent(name: name, kind: .put, from: e, page: page)
+            let pe = PageEvent(name: name, kind: .put, from: e, page: page)
             pe.call = name
             out.append(pe)
             count(.kprobes)
@@ -390,7 +390,7 @@ public struct Vocabulary {
             guard kprobesOn else { return }
             let page: PageRef
             if let pfn = e.u("pfn") { page = .pfn(pfn) } else if let p = e.u("page") { page = .pointer(p) } else { return miss(e) }
-            var pe = PageEvent(name: name, kind: .markDirty, from: e, page: page)
+            let pe = PageEvent(name: name, kind: .markDirty, from: e, page: page)
             let inNotifier = e.stack.contains { Self.notifierFrames.contains($0.symbol) }
             pe.dirtySource = inNotifier || (e.stack.isEmpty && kvmInvalidating.contains(e.pid)) ? .notifier : .other
             pe.driver = Attribution(driver: "kvm", basis: e.stack.isEmpty ? .caller : .stack)
@@ -449,7 +449,7 @@ public struct Vocabulary {
     ]
 
     /// struct page flags/refcount/pincount read by the kprobe (`+0`, `+52`, `+88` in the 6.1 set).
-    private func readPageFields(_ e: RawEvent, into pe: inout PageEvent) {
+    private func readPageFields(_ e: RawEvent, into pe: PageEvent) {
         pe.pageFlags = e.u("pflags") ?? e.u("fflags")
         pe.refcount = e.s("refcount")
         // `order` and `pincount` live in the first tail page: meaningful only for a large folio.
