@@ -83,7 +83,9 @@ struct EventDecoder {
     }
 
     /// Decodes a record into an event with typed fields; a kernel stack gets its frames symbolized.
-    mutating func decode(_ rec: UnsafeMutablePointer<tep_record>, cpu: Int) -> RawEvent {
+    /// - Parameter reuse: a spent event to refill (its field array keeps its storage) instead of
+    ///   allocating one; the caller guarantees nobody else holds it.
+    mutating func decode(_ rec: UnsafeMutablePointer<tep_record>, cpu: Int, into reuse: RawEvent? = nil) -> RawEvent {
         let id = tep_data_type(tep, rec)
         let pid = tep_data_pid(tep, rec)
         let comm = commName(pid)
@@ -101,31 +103,51 @@ struct EventDecoder {
         if size < t.minimumSize {
             anomalies.count("record shorter than its format", .error, at: "\(locator) (\(t.name))")
         }
-        var fields: [Field] = []
-        fields.reserveCapacity(t.fields.count)
-        var stack: [StackFrame] = []
-        for f in t.fields {
-            if let v = value(of: f, data: data, size: size) { fields.append(Field(f.name, v)) }
+        let e: RawEvent
+        if let reuse {
+            e = reuse
+            e.timestampNs = rec.pointee.ts
+            e.cpu = cpu
+            e.pid = pid
+            e.tgid = nil
+            e.comm = comm
+            e.system = t.system
+            e.name = t.name
+            e.fields.removeAll(keepingCapacity: true)
+            e.payload = nil
+            if !e.stack.isEmpty { e.stack = [] }
+            e.lostBefore = lost
+            e.locator = locator
+            e.typeID = id
+        } else {
+            e = RawEvent(timestampNs: rec.pointee.ts, cpu: cpu, pid: pid, comm: comm, system: t.system,
+                         name: t.name, lostBefore: lost, locator: locator, typeID: id)
+            e.fields.reserveCapacity(t.fields.count)
+        }
+        t.fields.withUnsafeBufferPointer { infos in
+            for i in infos.indices {
+                if let v = value(of: infos[i], data: data, size: size) { e.fields.append(Field(infos[i].name, v)) }
+            }
         }
         if t.isKernelStack, let callerField = t.fields.first(where: { $0.name == "caller" }) {
-            let count = fields.first(where: { $0.name == "size" })?.value.unsignedValue ?? 0
+            let count = e.fields.first(where: { $0.name == "size" })?.value.unsignedValue ?? 0
             let longSize = Int(tep_get_long_size(tep))
             let available = max(0, (size - callerField.offset) / longSize)
             let n = min(Int(clamping: count), available)
+            var stack: [StackFrame] = []
+            stack.reserveCapacity(n)
             for i in 0..<n {
                 let addr = tep_read_number(tep, data + callerField.offset + i * longSize, Int32(longSize))
                 stack.append(frame(addr))
             }
+            e.stack = stack
         }
-        var payload: String?
         if t.printPayload {
             trace_seq_reset(seq)
             pinscope_print_info(tep, seq, rec)
-            payload = String(decoding: UnsafeRawBufferPointer(start: seq.pointee.buffer, count: Int(seq.pointee.len)), as: UTF8.self)
+            e.payload = String(decoding: UnsafeRawBufferPointer(start: seq.pointee.buffer, count: Int(seq.pointee.len)), as: UTF8.self)
         }
-        return RawEvent(timestampNs: rec.pointee.ts, cpu: cpu, pid: pid, comm: comm, system: t.system,
-                        name: t.name, fields: fields, payload: payload, stack: stack, lostBefore: lost, locator: locator,
-                        typeID: id)
+        return e
     }
 
     /// The last pid looked up and its comm: consecutive records mostly come from one task.

@@ -7,6 +7,13 @@ public protocol RawEventSource: AnyObject {
     var warnings: [TraceWarning] { get }
     /// The next event, nil at the end. Throws only for input that cannot be read at all.
     func next() throws -> RawEvent?
+    /// Takes back events the caller is done with, so a reader can refill them instead of
+    /// allocating new ones (it reuses only events nobody else still holds). Optional.
+    func recycle(_ events: inout [RawEvent])
+}
+
+extension RawEventSource {
+    public func recycle(_ events: inout [RawEvent]) {}
 }
 
 /// A source that can skip, undecoded, the events its reader does not need.

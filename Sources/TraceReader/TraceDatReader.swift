@@ -311,6 +311,16 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
         return onlyEvents?.contains(names.name) ?? true
     }
 
+    /// Spent events to refill (`recycle`), at most `poolLimit`.
+    private var pool: [RawEvent] = []
+    private let poolLimit = 4096
+
+    public func recycle(_ events: inout [RawEvent]) {
+        while pool.count < poolLimit, var e = events.popLast() {
+            if isKnownUniquelyReferenced(&e) { pool.append(e) }
+        }
+    }
+
     public func next() throws -> RawEvent? {
         while true {
             if let e = attacher.next() { return e }
@@ -338,7 +348,7 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
                 }
                 if !isStack { skippedLast[cpu] = false }
             }
-            let event = decoder.decode(rec, cpu: cpu)
+            let event = decoder.decode(rec, cpu: cpu, into: pool.popLast())
             guard attachStacks else { return event }
             attacher.add(event, isStack: event.name == "kernel_stack" && event.system == "ftrace")
         }
