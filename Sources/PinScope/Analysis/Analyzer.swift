@@ -172,13 +172,19 @@ public final class Analyzer {
         case .pointer, .file: analysis.unresolvedIdentities += 1
         default: break
         }
-        if case .range = key {} else if seenPages.count < seenLimit { seenPages.insert(key, true) }
         ledger.noteReuse(e)
         let before = ledger[key]
+        // Counted once per key: a kept page remembers the key it was counted under.
+        if before?.countedAs != key, seenPages.count < seenLimit {
+            if case .range = key {} else {
+                seenPages.insert(key, true)
+                before?.countedAs = key
+            }
+        }
         for i in rules.indices { rules[i].observe(e, before, &ctx) }
         let foll = e.gupFlags == nil ? nil : vocabulary.follFlags(e.gupFlags)
         let backingBefore = before?.backing
-        let after = ledger.apply(e, follFlags: foll, pageFlagLayout: pageFlags) { life in
+        let after = ledger.apply(e, current: .some(before), follFlags: foll, pageFlagLayout: pageFlags) { life in
             let driver = life.hold.driver?.driver ?? life.hold.comm
             analysis.byDriver[driver, default: PinGroupStats()].record(life)
             if let backingBefore {

@@ -100,6 +100,8 @@ public struct Ledger {
         /// its entry there (entries with an older token are stale).
         fileprivate var listedUnder: UInt64?
         fileprivate var listToken: UInt32 = 0
+        /// The key the analyzer last counted this page under in its pages-seen table.
+        var countedAs: PageRef?
 
         init() {}
 
@@ -165,8 +167,10 @@ public struct Ledger {
 
     /// Applies one event and returns the page's state after it (nil when the ledger does not
     /// keep the page). `onRelease` sees each completed pin lifetime.
+    /// - Parameter current: the page's state as `self[e.page]` gives it, when the caller has
+    ///   just looked it up (saves a lookup per event).
     @discardableResult
-    public mutating func apply(_ e: PageEvent, follFlags: FollFlags?, pageFlagLayout: PageFlagLayout?,
+    public mutating func apply(_ e: PageEvent, current: PageState?? = .none, follFlags: FollFlags?, pageFlagLayout: PageFlagLayout?,
                                onRelease: (PinLifetime) -> Void = { _ in }) -> PageState? {
         if case .range = e.page { return nil }
         if e.kind == .cleanRange {
@@ -174,7 +178,7 @@ public struct Ledger {
             return nil
         }
         if e.kind == .migrateFail { return nil }
-        let known = pages[e.page]
+        let known = current ?? pages[e.page]
         let state = known ?? PageState()
         learnKeys(e, state, pageFlagLayout)
         switch e.kind {
