@@ -160,12 +160,20 @@ struct EventDecoder {
         return comm
     }
 
-    private func frame(_ addr: UInt64) -> StackFrame {
-        guard let name = tep_find_function(tep, addr) else {
-            return StackFrame(symbol: "0x" + String(addr, radix: 16), address: addr)
+    /// Symbolized return addresses: stacks repeat the same few hundred addresses, and each
+    /// lookup is two binary searches over kallsyms and a new string.
+    private var frames: [UInt64: StackFrame] = [:]
+
+    private mutating func frame(_ addr: UInt64) -> StackFrame {
+        if let f = frames[addr] { return f }
+        let f: StackFrame
+        if let name = tep_find_function(tep, addr) {
+            f = StackFrame(symbol: String(cString: name), offset: addr &- tep_find_function_address(tep, addr), address: addr)
+        } else {
+            f = StackFrame(symbol: "0x" + String(addr, radix: 16), address: addr)
         }
-        let start = tep_find_function_address(tep, addr)
-        return StackFrame(symbol: String(cString: name), offset: addr &- start, address: addr)
+        if frames.count < 1 << 16 { frames[addr] = f }
+        return f
     }
 
     private func value(of f: FieldInfo, data: UnsafeRawPointer, size: Int) -> FieldValue? {

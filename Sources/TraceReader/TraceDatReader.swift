@@ -330,7 +330,8 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
                 attacher.flush()
                 continue
             }
-            let cpu = streams[current].cpu
+            unowned(unsafe) let stream = streams[current]
+            let cpu = stream.cpu
             if onlyEvents != nil {
                 if cpu >= skippedLast.count { skippedLast += [Bool](repeating: false, count: cpu + 1 - skippedLast.count) }
                 // Skip records nobody asked for undecoded; a stack goes with the event before it.
