@@ -294,7 +294,9 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
     }
     /// Records skipped undecoded because of `onlyEvents`.
     public private(set) var skippedRecords = 0
-    public private(set) var skippedSpan: ClosedRange<UInt64>?
+    public var skippedSpan: ClosedRange<UInt64>? { skippedRecords == 0 ? nil : firstSkippedNs...lastSkippedNs }
+    private var firstSkippedNs = UInt64.max
+    private var lastSkippedNs: UInt64 = 0
     private var wanted = [UInt8](repeating: 0, count: 1 << 16)
     /// Per CPU: the last record read on it was skipped (a stack after it is skipped too).
     private var skippedLast: [Bool] = []
@@ -343,7 +345,8 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
                     skippedLast[cpu] = true
                     skippedRecords += 1
                     let ts = rec.pointee.ts
-                    skippedSpan = skippedSpan?.including(ts) ?? ts...ts
+                    firstSkippedNs = min(firstSkippedNs, ts)
+                    lastSkippedNs = max(lastSkippedNs, ts)
                     if attachStacks { attacher.skipped(cpu: cpu) }
                     continue
                 }
@@ -351,7 +354,7 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
             }
             let event = decoder.decode(rec, cpu: cpu, into: pool.popLast())
             guard attachStacks else { return event }
-            attacher.add(event, isStack: event.name == "kernel_stack" && event.system == "ftrace")
+            attacher.add(event, isStack: Int(UInt16(truncatingIfNeeded: event.typeID)) == stackID && event.typeID >= 0)
         }
     }
 }
