@@ -38,6 +38,7 @@ struct StackAttacher {
 
     /// A record on `cpu` the caller skipped undecoded: no stack can follow the events before it.
     mutating func skipped(cpu: Int) {
+        guard !pending.isEmpty else { return }
         for i in pending.indices where !pending[i].resolved && pending[i].event.cpu == cpu {
             pending[i].resolved = true
         }

@@ -265,7 +265,8 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
         }
         guard let top = heap.min else { return nil }
         current = top.index
-        return streams[current].record
+        unowned(unsafe) let s = streams[current]
+        return s.record
     }
 
     /// Event type id of a record.
@@ -342,7 +343,7 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
                 let isStack = id == stackID
                 // A record after lost events is always decoded: it carries the loss.
                 if rec.pointee.missed_events == 0, wanted[id] == 2 || (isStack && skippedLast[cpu]) {
-                    skippedLast[cpu] = true
+                    if !skippedLast[cpu] { skippedLast[cpu] = true }
                     skippedRecords += 1
                     let ts = rec.pointee.ts
                     firstSkippedNs = min(firstSkippedNs, ts)
@@ -350,7 +351,7 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
                     if attachStacks { attacher.skipped(cpu: cpu) }
                     continue
                 }
-                if !isStack { skippedLast[cpu] = false }
+                if !isStack, skippedLast[cpu] { skippedLast[cpu] = false }
             }
             let event = decoder.decode(rec, cpu: cpu, into: pool.popLast())
             guard attachStacks else { return event }
