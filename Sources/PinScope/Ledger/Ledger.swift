@@ -265,7 +265,7 @@ public struct Ledger {
                 if e.kind == .freed {
                     let reborn = PageState.newLife(at: e.timestampNs)
                     reborn.pointer = state.pointer
-                    if !reborn.isIdle { pages[e.page] = reborn }
+                    if !reborn.isIdle { put(e.page, reborn) }
                 }
                 return nil
             }
@@ -292,7 +292,7 @@ public struct Ledger {
             life.lastWriteReference = w
             life.lastWriteReferenceOwner = state.lastWriteReferenceOwner
         }
-        pages[e.page] = life
+        put(e.page, life)
     }
 
     /// A writepages pass over [index, lastIndex] of an inode cleans the dirty pages it covers
@@ -368,7 +368,10 @@ public struct Ledger {
 
     /// Moves a page's state from one key to another (a pointer resolved to a pfn).
     public mutating func merge(_ from: PageRef, into to: PageRef) {
-        guard from != to, let old = pages.removeValue(forKey: from) else { return }
+        // Most events name a page-cache page by (ino, index) that resolves to a pfn the ledger
+        // keys it by: with no page kept under another key, there is nothing to look up.
+        if case .pfn = from {} else if keptUnderOtherKeys == 0 { return }
+        guard from != to, let old = remove(from) else { return }
         unlist(from, old)
         if pagesEverPinned.remove(from) != nil { pagesEverPinned.insert(to) }
         if let existing = pages[to] {
@@ -396,7 +399,7 @@ public struct Ledger {
             existing.bornInTrace = existing.bornInTrace || old.bornInTrace
             list(to, existing)
         } else {
-            pages[to] = old
+            put(to, old)
             list(to, old)
         }
     }
@@ -418,15 +421,36 @@ public struct Ledger {
             return nil
         }
         if !known {
-            pages[key] = state
+            put(key, state)
             peakLivePages = max(peakLivePages, pages.count)
         }
         list(key, state)
         return state
     }
 
+    /// Pages kept under a key other than a pfn (a pointer, a file index): `merge` has nothing
+    /// to move while there are none.
+    private var keptUnderOtherKeys = 0
+
+    /// Every change to `pages` goes through `put` and `remove`, which keep that count.
+    private mutating func put(_ key: PageRef, _ state: PageState) {
+        if case .pfn = key {
+            pages[key] = state
+        } else if pages.insert(key, state) {
+            keptUnderOtherKeys += 1
+        } else {
+            pages[key] = state
+        }
+    }
+
+    private mutating func remove(_ key: PageRef) -> PageState? {
+        let old = pages.removeValue(forKey: key)
+        if old != nil, !key.isPfn { keptUnderOtherKeys -= 1 }
+        return old
+    }
+
     private mutating func drop(_ key: PageRef, _ state: PageState) {
-        pages[key] = nil
+        _ = remove(key)
         unlist(key, state)
     }
 

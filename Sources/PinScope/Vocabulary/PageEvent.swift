@@ -29,6 +29,11 @@ public enum PageRef: Hashable, Sendable, CustomStringConvertible {
 
     public func hash(into hasher: inout Hasher) { hasher.combine(word) }
 
+    public var isPfn: Bool {
+        if case .pfn = self { return true }
+        return false
+    }
+
     public var description: String {
         switch self {
         case .pfn(let p): return "pfn 0x" + String(p, radix: 16)
