@@ -8,7 +8,6 @@ import Glibc
 /// (the `tep_format_field` pointers are kept per type id).
 struct EventDecoder {
     private let tep: OpaquePointer
-    private let file: String
     /// This file's locator, copied per event.
     private let fileLocator: TraceLocator
     /// Parses event formats on first use.
@@ -48,11 +47,10 @@ struct EventDecoder {
     /// `RawEvent.payload`: symbolic values such as a migrate reason. Set before decoding.
     var printedEvents: Set<String> = []
 
-    init(dat: TraceDatFile, file: String) {
+    init(dat: TraceDatFile) {
         self.dat = dat
         self.tep = dat.tep
-        fileLocator = TraceLocator(file: file)
-        self.file = file
+        fileLocator = TraceLocator(file: dat.path)
         seq = UnsafeMutablePointer<trace_seq>.allocate(capacity: 1)
         trace_seq_init(seq)
     }
@@ -103,27 +101,10 @@ struct EventDecoder {
         if size < t.minimumSize {
             anomalies.count("record shorter than its format", .error, at: "\(locator) (\(t.name))")
         }
-        let e: RawEvent
-        if let reuse {
-            e = reuse
-            e.timestampNs = rec.pointee.ts
-            e.cpu = cpu
-            e.pid = pid
-            e.tgid = nil
-            e.comm = comm
-            e.system = t.system
-            e.name = t.name
-            e.fields.removeAll(keepingCapacity: true)
-            e.payload = nil
-            if !e.stack.isEmpty { e.stack = [] }
-            e.lostBefore = lost
-            e.locator = locator
-            e.typeID = id
-        } else {
-            e = RawEvent(timestampNs: rec.pointee.ts, cpu: cpu, pid: pid, comm: comm, system: t.system,
-                         name: t.name, lostBefore: lost, locator: locator, typeID: id)
-            e.fields.reserveCapacity(t.fields.count)
-        }
+        let e = reuse ?? RawEvent(timestampNs: 0, cpu: 0, pid: 0, comm: "", system: "", name: "", locator: locator)
+        e.refill(timestampNs: rec.pointee.ts, cpu: cpu, pid: pid, comm: comm, system: t.system, name: t.name,
+                 lostBefore: lost, locator: locator, typeID: id)
+        e.fields.reserveCapacity(t.fields.count)
         t.fields.withUnsafeBufferPointer { infos in
             for i in infos.indices {
                 if let v = value(of: infos[i], data: data, size: size) { e.fields.append(Field(infos[i].name, v)) }
@@ -151,9 +132,10 @@ struct EventDecoder {
     }
 
     /// The last pid looked up and its comm: consecutive records mostly come from one task.
-    private var lastComm: (pid: Int32, comm: String) = (0, "<idle>")
+    private var lastComm: (pid: Int32, comm: String) = (-1, "")
 
     private mutating func commName(_ pid: Int32) -> String {
+        if pid == 0 { return "<idle>" }
         if pid == lastComm.pid { return lastComm.comm }
         let comm = tep_data_comm_from_pid(tep, pid).map { String(cString: $0) } ?? "<...>"
         lastComm = (pid, comm)

@@ -173,6 +173,26 @@ public final class RawEvent: @unchecked Sendable {
         self.typeID = typeID
     }
 
+    /// Makes a spent event a new one, as `init` would, except that the field array keeps its
+    /// storage (the fields go; the caller appends the new ones). Only for an event nobody else
+    /// holds: readers recycle those instead of allocating.
+    func refill(timestampNs: UInt64, cpu: Int, pid: Int32, comm: String, system: String, name: String,
+                lostBefore: UInt64?, locator: TraceLocator, typeID: Int32) {
+        self.timestampNs = timestampNs
+        self.cpu = cpu
+        self.pid = pid
+        tgid = nil
+        self.comm = comm
+        self.system = system
+        self.name = name
+        fields.removeAll(keepingCapacity: true)
+        payload = nil
+        if !stack.isEmpty { stack = [] }
+        self.lostBefore = lostBefore
+        self.locator = locator
+        self.typeID = typeID
+    }
+
     public subscript(field name: String) -> FieldValue? {
         // Lengths first: most names asked for differ in length from most fields, and a length
         // is one load where a string comparison is a call.

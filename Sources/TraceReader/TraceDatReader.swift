@@ -235,7 +235,7 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
     public init(path: String, attachStacks: Bool = true) throws {
         dat = try TraceDatFile(path: path)
         self.attachStacks = attachStacks
-        decoder = EventDecoder(dat: dat, file: path)
+        decoder = EventDecoder(dat: dat)
         if let top = dat.buffers.first(where: { $0.name == "" }) {
             for data in top.cpus where data.size > 0 {
                 streams.append(CPUStream(dat: dat, data: data, pageSize: top.subBufferSize, compressed: top.compressed))

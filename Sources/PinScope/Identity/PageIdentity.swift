@@ -18,9 +18,9 @@ public struct PageIdentity: Sendable {
     private var mappingToIno = HashTable<UInt64, UInt64>()
     private var inoDev = HashTable<UInt64, UInt64>()
     /// The last folio kprobe per CPU: (pointer, mapping, index, ts).
-    private var lastFolio = PerCPU<(ptr: UInt64, mapping: UInt64, index: UInt64, ts: UInt64)>()
+    private var lastFolio = DenseTable<(ptr: UInt64, mapping: UInt64, index: UInt64, ts: UInt64)>()
     /// The last writeback_dirty_folio per CPU: (ino, index, ts).
-    private var lastDirtied = PerCPU<(ino: UInt64, index: UInt64, ts: UInt64)>()
+    private var lastDirtied = DenseTable<(ino: UInt64, index: UInt64, ts: UInt64)>()
     private let tableLimit = 1 << 20
 
     struct FileKey: TableKey, Sendable {

@@ -370,7 +370,7 @@ public struct Ledger {
     public mutating func merge(_ from: PageRef, into to: PageRef) {
         // Most events name a page-cache page by (ino, index) that resolves to a pfn the ledger
         // keys it by: with no page kept under another key, there is nothing to look up.
-        if case .pfn = from {} else if keptUnderOtherKeys == 0 { return }
+        if !from.isPfn && keptUnderOtherKeys == 0 { return }
         guard from != to, let old = remove(from) else { return }
         unlist(from, old)
         if pagesEverPinned.remove(from) != nil { pagesEverPinned.insert(to) }
@@ -434,7 +434,7 @@ public struct Ledger {
 
     /// Every change to `pages` goes through `put` and `remove`, which keep that count.
     private mutating func put(_ key: PageRef, _ state: PageState) {
-        if case .pfn = key {
+        if key.isPfn {
             pages[key] = state
         } else if pages.insert(key, state) {
             keptUnderOtherKeys += 1

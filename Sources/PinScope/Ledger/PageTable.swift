@@ -1,8 +1,3 @@
-/// A hash table keyed by page (or any one-word key): open addressing with linear probing and a multiplicative hash.
-/// The ledger looks pages up several times per event; Swift's `Dictionary` seeds and finalizes a
-/// SipHash for every lookup, which was a fifth of the analysis time on a large trace.
-/// - Complexity: O(1) expected per operation; deletion shifts the probe run back (no tombstones),
-///   so the table's memory follows the pages it holds.
 /// A key a `HashTable` can hold: equatable, and folded to one well-spread word.
 public protocol TableKey: Equatable {
     var word: UInt64 { get }
@@ -17,6 +12,12 @@ extension PageRef: TableKey {}
 /// The ledger's table: pages by key.
 public typealias PageTable<Value> = HashTable<PageRef, Value>
 
+/// A hash table keyed by page or any other one-word key: open addressing with linear probing and
+/// a multiplicative hash. The ledger and the identity tables look keys up several times per
+/// event; Swift's `Dictionary` seeds and finalizes a SipHash for every lookup, which was a fifth
+/// of the analysis time on a large trace.
+/// - Complexity: O(1) expected per operation; deletion shifts the probe run back (no tombstones),
+///   so the table's memory follows the keys it holds.
 public struct HashTable<Key: TableKey, Value> {
     /// Keys and values apart: probing compares keys (plain words) and never copies a value,
     /// which for a class would be a retain and a release per probe.

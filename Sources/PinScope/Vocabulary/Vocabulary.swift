@@ -148,15 +148,14 @@ public struct Vocabulary {
     /// reader's own string, so the check is an identity compare) and the vocabulary's own copy
     /// of it (`own`), which the page events carry: a string the reading thread also retains and
     /// releases for every event costs both threads a contended reference count.
-    private var handlerByType: [(key: String, own: String, handler: Handler?)?] = []
+    private var handlerByType = DenseTable<(key: String, own: String, handler: Handler?)>()
 
     /// The handler for an event's name and the name to give its page events: looked up once per
     /// type id, not hashed per event.
     private mutating func handler(for e: RawEvent) -> (handler: Handler?, name: String) {
         let id = Int(e.typeID)
         guard id >= 0, id < 1 << 16 else { return (Self.handlers[e.name], e.name) }
-        if id < handlerByType.count, let cached = handlerByType[id], cached.key == e.name { return (cached.handler, cached.own) }
-        if id >= handlerByType.count { handlerByType += Array(repeating: nil, count: id + 1 - handlerByType.count) }
+        if let cached = handlerByType[id], cached.key == e.name { return (cached.handler, cached.own) }
         let handler = Self.handlers[e.name]
         let own = String(decoding: Array(e.name.utf8), as: UTF8.self)
         handlerByType[id] = (e.name, own, handler)
@@ -254,7 +253,7 @@ public struct Vocabulary {
                 ? DirtyContext(source: .bioCompletion, api: name, bio: bio, stack: e.stack, startNs: e.timestampNs) : nil
             // The bio's references go now; dirtying (if any) follows, by a task that had them.
             for page in bioPages.removeValue(forKey: bio) ?? [] {
-                let pe = PageEvent(name: name, kind: .put, from: e, page: page, api: name)
+                let pe = PageEvent(name: name, kind: .put, from: e, page: page)
                 pe.bio = bio
                 pe.call = name
                 pe.inferred = true
@@ -355,9 +354,9 @@ public struct Vocabulary {
             guard pageRefOn, let pfn = e.u("pfn"), let val = e.s("val") else { return miss(e) }
             let pe: PageEvent
             if val == Self.pinBias || val == -Self.pinBias {
-                pe = PageEvent(name: name, kind: val > 0 ? .pin : .unpin, from: e, page: .pfn(pfn), api: name)
+                pe = PageEvent(name: name, kind: val > 0 ? .pin : .unpin, from: e, page: .pfn(pfn))
             } else {
-                pe = PageEvent(name: name, kind: .refMod, from: e, page: .pfn(pfn), api: name, refs: Int(val))
+                pe = PageEvent(name: name, kind: .refMod, from: e, page: .pfn(pfn), refs: Int(val))
             }
             pe.refcount = e.s("count")
             pe.pageFlags = e.u("flags")
