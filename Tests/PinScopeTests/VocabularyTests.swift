@@ -20,6 +20,12 @@ final class VocabularyTests: XCTestCase {
         return out
     }
 
+    /// Rules are dispatched through tables indexed by `ordinal`: a wrong or repeated ordinal
+    /// would hand events to the wrong rules.
+    func testKindOrdinalsArePositionsInAllCases() {
+        XCTAssertEqual(PageEventKind.allCases.map(\.ordinal), Array(PageEventKind.allCases.indices))
+    }
+
     func testPinsLandOnThePagesTheWorkloadLogged() throws {
         let source = try TraceInput.open(TestPaths.sample("guest-process_vm/trace-v7zstd.dat"))
         var vocabulary = Vocabulary(kernelRelease: source.info.kernelRelease)

@@ -181,7 +181,7 @@ public final class Analyzer {
                 before?.countedAs = key
             }
         }
-        for i in rules.indices { rules[i].observe(e, before, &ctx) }
+        rules.observe(e, before, &ctx)
         let foll = e.gupFlags == nil ? nil : vocabulary.follFlags(e.gupFlags)
         let backingBefore = before?.backing
         let after = ledger.apply(e, current: .some(before), follFlags: foll, pageFlagLayout: pageFlags) { life in
@@ -216,7 +216,7 @@ public final class Analyzer {
 
     public func finish() -> Analysis {
         ctx.endNs = analysis.lastNs ?? 0
-        for i in rules.indices { rules[i].finish(ledger, &ctx) }
+        rules.finish(ledger, &ctx)
         let identity = vocabulary.identity
         var a = analysis
         // Completed in place: the list can be long, and a copy would double its peak memory.

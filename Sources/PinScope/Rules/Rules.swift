@@ -23,6 +23,7 @@ public struct PinCrossesWriteback: Rule {
         on kernels with FOLL_PIN tracking make sure the driver uses pin_user_pages*, not
         get_user_pages*, so writeback can detect the pin.
         """)
+    public static let kinds: Set<PageEventKind> = [.mkclean, .cleanForIO, .writebackStart, .pin, .get]
 
     public func observe(_ e: PageEvent, _ state: Ledger.PageState?, _ ctx: inout RuleContext) {
         guard let state else { return }
@@ -70,6 +71,7 @@ public struct DirtyAfterMkclean: Rule {
         FOLL_PIN on a kernel whose writeback honours folio_maybe_dma_pinned(); the real fix is the
         pinned-page writeback work that followed FOLL_PIN.
         """)
+    public static let kinds: Set<PageEventKind> = [.markDirty]
 
     public func observe(_ e: PageEvent, _ state: Ledger.PageState?, _ ctx: inout RuleContext) {
         guard e.kind == .markDirty, let source = e.dirtySource, source.isByReferenceHolder, source != .notifier,
@@ -112,6 +114,7 @@ public struct ReleaseMismatch: Rule {
         pin_user_pages*, put_page for get_user_pages*; with iov_iter_extract_pages() use
         bio_release_pages()/iov_iter_extraction_pinned() to choose.
         """)
+    public static let kinds: Set<PageEventKind> = [.unpin, .put]
 
     public func observe(_ e: PageEvent, _ state: Ledger.PageState?, _ ctx: inout RuleContext) {
         guard e.kind == .unpin || (e.kind == .put && !e.inferred), let state, !state.holds.isEmpty else { return }
@@ -141,6 +144,7 @@ public struct UnbalancedRelease: Rule {
         Remedy: audit the driver's error paths for double unpin, and release exactly the pages
         pin_user_pages() returned (it can pin fewer than asked).
         """)
+    public static let kinds: Set<PageEventKind> = [.unpin, .put]
 
     private var notedPages = Set<PageRef>()
 
@@ -182,6 +186,7 @@ public struct LongtermFilePin: Rule {
         Remedy: register anonymous, shmem/memfd or hugetlbfs memory; for file data use a bounce
         buffer or ODP/HMM (mmu-notifier based) registration.
         """)
+    public static let kinds: Set<PageEventKind> = [.unpin]
 
     public func observe(_ e: PageEvent, _ state: Ledger.PageState?, _ ctx: inout RuleContext) {
         guard e.kind == .unpin, let state, state.backing == .blockFile || state.backing == .file,
@@ -220,6 +225,7 @@ public struct PinOverflowRisk: Rule {
         Remedy: pin huge pages once and share the pin; on older kernels avoid pinning the same
         huge page from many registrations; upgrade to a kernel with separate pin counts.
         """)
+    public static let kinds: Set<PageEventKind> = [.pin]
 
     static let marginPins: Int64 = 1024
     private var flagged = Set<PageRef>()
@@ -266,6 +272,7 @@ public struct DoubleDirty: Rule {
         Remedy: dirty the page when the writable secondary mapping is created (kvm_set_pfn_dirty
         at fault time under mmu_lock), not in the invalidate callback.
         """)
+    public static let kinds: Set<PageEventKind> = [.markDirty]
 
     public func observe(_ e: PageEvent, _ state: Ledger.PageState?, _ ctx: inout RuleContext) {
         guard e.kind == .markDirty, e.dirtySource == .notifier, let state, let previous = state.notifierDirty,
@@ -290,6 +297,7 @@ public struct PinBlocksMigration: Rule {
         Remedy: pin early, from non-movable memory, and unpin promptly; do not long-term pin CMA
         or movable-zone memory.
         """)
+    public static let kinds: Set<PageEventKind> = [.migrateFail]
 
     public func observe(_ e: PageEvent, _ state: Ledger.PageState?, _ ctx: inout RuleContext) {
         guard e.kind == .migrateFail, let reason = e.detail, reason.contains("longterm") || reason.contains("cma") else { return }
@@ -314,6 +322,7 @@ public struct PinLeak: Rule {
         Remedy: check the owner's teardown and error paths release every page pin_user_pages()
         returned; for registrations, confirm they are meant to outlive the trace.
         """)
+    public static let kinds: Set<PageEventKind> = []
 
     public func finish(_ ledger: Ledger, _ ctx: inout RuleContext) {
         for (page, state) in ledger.pages {
@@ -325,6 +334,4 @@ public struct PinLeak: Rule {
             }
         }
     }
-
-    public func observe(_ e: PageEvent, _ state: Ledger.PageState?, _ ctx: inout RuleContext) {}
 }

@@ -5,6 +5,32 @@ public enum PageEventKind: String, Sendable, CaseIterable {
     case pin, unpin, get, put, refMod, markDirty, mkclean, cleanForIO, cleanRange, mkwrite
     case writebackStart, writebackEnd, waitWriteback, cacheAdd, cacheDelete, freed
     case invalidateStart, invalidateEnd, migrateFail
+
+    /// The case's position in `allCases`, for tables indexed by kind (a switch: hashing the
+    /// raw value per event would cost more than what the table saves).
+    public var ordinal: Int {
+        switch self {
+        case .pin: return 0
+        case .unpin: return 1
+        case .get: return 2
+        case .put: return 3
+        case .refMod: return 4
+        case .markDirty: return 5
+        case .mkclean: return 6
+        case .cleanForIO: return 7
+        case .cleanRange: return 8
+        case .mkwrite: return 9
+        case .writebackStart: return 10
+        case .writebackEnd: return 11
+        case .waitWriteback: return 12
+        case .cacheAdd: return 13
+        case .cacheDelete: return 14
+        case .freed: return 15
+        case .invalidateStart: return 16
+        case .invalidateEnd: return 17
+        case .migrateFail: return 18
+        }
+    }
 }
 
 /// What names a page. Keys, strongest first: pfn; `struct page`/folio pointer (converted to a pfn
