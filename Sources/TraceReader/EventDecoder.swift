@@ -124,6 +124,7 @@ struct EventDecoder {
             e.stack = stack
         }
         if t.printPayload {
+            dat.loadKallsymsForPrinting()
             trace_seq_reset(seq)
             pinscope_print_info(tep, seq, rec)
             e.payload = String(decoding: UnsafeRawBufferPointer(start: seq.pointee.buffer, count: Int(seq.pointee.len)), as: UTF8.self)
@@ -149,8 +150,8 @@ struct EventDecoder {
     private mutating func frame(_ addr: UInt64) -> StackFrame {
         if let f = frames[addr] { return f }
         let f: StackFrame
-        if let name = tep_find_function(tep, addr) {
-            f = StackFrame(symbol: String(cString: name), offset: addr &- tep_find_function_address(tep, addr), address: addr)
+        if let (name, start) = dat.symbols?.function(at: addr) {
+            f = StackFrame(symbol: String(cString: name), offset: addr &- start, address: addr)
         } else {
             f = StackFrame(symbol: "0x" + String(addr, radix: 16), address: addr)
         }
@@ -202,6 +203,7 @@ struct EventDecoder {
     /// The record printed exactly as `trace-cmd report` (`-R` when raw) prints it.
     func reportLine(_ rec: UnsafeMutablePointer<tep_record>, timeMode: Int32, raw: Bool) -> String {
         _ = dat.event(id: tep_data_type(tep, rec))
+        dat.loadKallsymsForPrinting()
         trace_seq_reset(seq)
         pinscope_print_report_line(tep, seq, rec, timeMode, raw ? 1 : 0)
         return String(decoding: UnsafeRawBufferPointer(start: seq.pointee.buffer, count: Int(seq.pointee.len)), as: UTF8.self)

@@ -1,4 +1,47 @@
 import CTraceEvent
+import Dispatch
+
+/// kallsyms parsed by libtraceevent into a handle of its own, on a background thread: a
+/// distribution kernel's ~100,000 lines took ~45 ms at open, before any record was read, and a
+/// separate handle lets the reader go on with the main one meanwhile.
+final class KernelSymbols: @unchecked Sendable {
+    private let tep: OpaquePointer?
+    private let done = DispatchGroup()
+    /// Written by the parsing thread before it leaves `done`.
+    private var rc: Int32 = 0
+
+    /// - Parameter text: kallsyms, NUL-terminated.
+    init(_ text: [UInt8]) {
+        tep = tep_alloc()
+        guard tep != nil else { rc = -1; return }
+        DispatchQueue.global().async(group: done) { [self] in
+            guard let tep else { return }
+            rc = text.withUnsafeBufferPointer { buf in
+                buf.withMemoryRebound(to: CChar.self) { tep_parse_kallsyms(tep, $0.baseAddress!) }
+            }
+            // The first lookup sorts the table: do that here too.
+            _ = tep_find_function(tep, 0)
+        }
+    }
+
+    deinit {
+        done.wait()
+        if let tep { tep_free(tep) }
+    }
+
+    /// Whether libtraceevent parsed it (waits for the parse).
+    var parsed: Bool {
+        done.wait()
+        return rc == 0
+    }
+
+    /// The function an address is in, and its start (waits for the parse).
+    func function(at address: UInt64) -> (name: UnsafePointer<CChar>, start: UInt64)? {
+        done.wait()
+        guard let tep, let name = tep_find_function(tep, address) else { return nil }
+        return (name, tep_find_function_address(tep, address))
+    }
+}
 
 /// The metadata of a trace-cmd `trace.dat` (file versions 6 and 7): everything before the
 /// ring-buffer data, loaded into a libtraceevent handle. Event formats, the header page and
@@ -42,7 +85,14 @@ public final class TraceDatFile {
     var decompressor = BlockDecompressor.none
     var buffers: [Buffer] = []
     public internal(set) var warnings: [TraceWarning] = []
-    public internal(set) var anomalies = Anomalies()
+    /// What went wrong reading the file. Waits for the background kallsyms parse, whose
+    /// failure is counted here.
+    public var anomalies: Anomalies {
+        var a = recordedAnomalies
+        if let symbols, !symbols.parsed { a.count("kallsyms not parsed by libtraceevent", .error, at: path) }
+        return a
+    }
+    var recordedAnomalies = Anomalies()
     /// Nanoseconds added to every timestamp (the OFFSET option).
     var timestampOffset: Int64 = 0
     /// TSC2NSEC conversion: (mult, shift, offset).
@@ -287,7 +337,7 @@ public final class TraceDatFile {
         case .printk: var s = try section(at: try d.readInteger(UInt64.self, "section offset"), expecting: id, "printk formats"); try readPrintk(&s)
         case .cmdlines: var s = try section(at: try d.readInteger(UInt64.self, "section offset"), expecting: id, "cmdlines"); try readCmdlines(&s)
         case .bufferText:
-            anomalies.count("latency-format buffer skipped", .info, at: "\(path)@\(offset)")
+            recordedAnomalies.count("latency-format buffer skipped", .info, at: "\(path)@\(offset)")
         default:
             break
         }
@@ -356,7 +406,7 @@ public final class TraceDatFile {
         }
         if rc != TEP_ERRNO__SUCCESS {
             let name = formatHead(text)?.name ?? "?"
-            anomalies.count("event format not parsed by libtraceevent", .error, at: "\(system):\(name) (\(path)@\(offset))")
+            recordedAnomalies.count("event format not parsed by libtraceevent", .error, at: "\(system):\(name) (\(path)@\(offset))")
         }
     }
 
@@ -409,7 +459,28 @@ public final class TraceDatFile {
     }
 
     private func readKallsyms(_ c: inout ByteCursor) throws {
-        try readText(&c, UInt32.self, "kallsyms") { tep_parse_kallsyms($0, $1) }
+        var text = try c.readSized(UInt32.self, "kallsyms")
+        if text.isEmpty { return }
+        text.append(0)
+        kallsyms = text
+        symbols = KernelSymbols(text)
+    }
+
+    /// kallsyms as the file holds it, NUL-terminated, until the main handle parses it.
+    private var kallsyms: [UInt8]?
+    /// kallsyms parsed in the background into a handle of its own: what stack frames are
+    /// symbolized from.
+    private(set) var symbols: KernelSymbols?
+
+    /// Gives the main handle the kernel's functions, which printing (`tep_print_event`: stacks,
+    /// `%pS`) looks up there. Parsed on first use: analysis symbolizes from `symbols` and never
+    /// prints most events.
+    func loadKallsymsForPrinting() {
+        guard let text = kallsyms else { return }
+        kallsyms = nil
+        text.withUnsafeBufferPointer { buf in
+            buf.withMemoryRebound(to: CChar.self) { _ = tep_parse_kallsyms(tep, $0.baseAddress!) }
+        }
     }
 
     private func readPrintk(_ c: inout ByteCursor) throws {
@@ -429,7 +500,7 @@ public final class TraceDatFile {
         let rc = text.withUnsafeBufferPointer { buf in
             buf.withMemoryRebound(to: CChar.self) { parse(tep, $0.baseAddress!) }
         }
-        if rc != 0 { anomalies.count("\(what) not parsed by libtraceevent", .error, at: path) }
+        if rc != 0 { recordedAnomalies.count("\(what) not parsed by libtraceevent", .error, at: path) }
     }
 
     /// Whether trace-cmd prints timestamps as seconds.microseconds (ns clocks) or raw counts.

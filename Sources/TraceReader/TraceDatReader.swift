@@ -361,9 +361,9 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
 }
 
 extension TraceDatFile {
-    func countCorruptPage() { anomalies.count("corrupt ring-buffer page skipped", .dataLoss) }
-    func countCorruptRecord() { anomalies.count("corrupt record skipped", .dataLoss) }
+    func countCorruptPage() { recordedAnomalies.count("corrupt ring-buffer page skipped", .dataLoss) }
+    func countCorruptRecord() { recordedAnomalies.count("corrupt record skipped", .dataLoss) }
     func countInstance(_ name: String) {
-        anomalies.count("instance buffer not read (only the top buffer is)", .info, at: name)
+        recordedAnomalies.count("instance buffer not read (only the top buffer is)", .info, at: name)
     }
 }
