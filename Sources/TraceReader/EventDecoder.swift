@@ -17,29 +17,23 @@ struct EventDecoder {
     private var types = [EventType?](repeating: nil, count: 1 << 16)
     private let seq: UnsafeMutablePointer<trace_seq>
 
-    struct FieldInfo {
-        let name: String
-        let field: UnsafeMutablePointer<tep_format_field>
-        let offset: Int
-        let size: Int
-        let flags: UInt32
-        let elementSize: Int
-    }
-
     final class EventType {
         let system: String
         let name: String
-        let fields: [FieldInfo]
-        let isKernelStack: Bool
-        let minimumSize: Int
+        let layout: RecordLayout
+        /// `kernel_stack`'s `size` and `caller` fields.
+        let stackFields: (size: Int, caller: Int)?
         /// Decode also the payload as the event's print format renders it.
         var printPayload = false
-        init(system: String, name: String, fields: [FieldInfo]) {
+        init(system: String, name: String, layout: RecordLayout) {
             self.system = system
             self.name = name
-            self.fields = fields
-            isKernelStack = system == "ftrace" && name == "kernel_stack"
-            minimumSize = fields.map { $0.flags & UInt32(TEP_FIELD_IS_DYNAMIC.rawValue) != 0 ? $0.offset + 4 : $0.offset + $0.size }.max() ?? 0
+            self.layout = layout
+            if system == "ftrace", name == "kernel_stack", let size = layout.index(of: "size"), let caller = layout.index(of: "caller") {
+                stackFields = (size, caller)
+            } else {
+                stackFields = nil
+            }
         }
     }
 
@@ -63,18 +57,23 @@ struct EventDecoder {
         let slot = Int(UInt16(truncatingIfNeeded: id))
         if let t = types[slot] { return t }
         guard let e = dat.event(id: id) else { return nil }
-        var fields: [FieldInfo] = []
+        var specs: [RecordLayout.Spec] = []
         if let list = tep_event_fields(e) {
             var i = 0
             while let f = list[i] {
-                fields.append(FieldInfo(name: String(cString: f.pointee.name), field: f,
-                                        offset: Int(f.pointee.offset), size: Int(f.pointee.size),
-                                        flags: UInt32(truncatingIfNeeded: f.pointee.flags), elementSize: Int(f.pointee.elementsize)))
+                let flags = UInt32(truncatingIfNeeded: f.pointee.flags)
+                func has(_ flag: tep_format_flags) -> Bool { flags & UInt32(flag.rawValue) != 0 }
+                specs.append(RecordLayout.Spec(name: String(cString: f.pointee.name), offset: Int(f.pointee.offset),
+                                               size: Int(f.pointee.size), elementSize: Int(f.pointee.elementsize),
+                                               isString: has(TEP_FIELD_IS_STRING), isArray: has(TEP_FIELD_IS_ARRAY),
+                                               isDynamic: has(TEP_FIELD_IS_DYNAMIC), isRelative: has(TEP_FIELD_IS_RELATIVE),
+                                               isSigned: has(TEP_FIELD_IS_SIGNED)))
                 i += 1
             }
             free(list)
         }
-        let t = EventType(system: String(cString: e.pointee.system), name: String(cString: e.pointee.name), fields: fields)
+        let t = EventType(system: String(cString: e.pointee.system), name: String(cString: e.pointee.name),
+                          layout: RecordLayout(specs, bigEndian: dat.bigEndian))
         t.printPayload = printedEvents.contains(t.name)
         types[slot] = t
         return t
@@ -98,28 +97,23 @@ struct EventDecoder {
         }
         let data = UnsafeRawPointer(rec.pointee.data!)
         let size = Int(rec.pointee.size)
-        if size < t.minimumSize {
+        if size < t.layout.minimumSize {
             anomalies.count("record shorter than its format", .error, at: "\(locator) (\(t.name))")
         }
         let e = reuse ?? RawEvent(timestampNs: 0, cpu: 0, pid: 0, comm: "", system: "", name: "", locator: locator)
         e.refill(timestampNs: rec.pointee.ts, cpu: cpu, pid: pid, comm: comm, system: t.system, name: t.name,
                  lostBefore: lost, locator: locator, typeID: id)
-        e.fields.reserveCapacity(t.fields.count)
-        t.fields.withUnsafeBufferPointer { infos in
-            for i in infos.indices {
-                if let v = value(of: infos[i], data: data, size: size) { e.fields.append(Field(infos[i].name, v)) }
-            }
-        }
-        if t.isKernelStack, let callerField = t.fields.first(where: { $0.name == "caller" }) {
-            let count = e.fields.first(where: { $0.name == "size" })?.value.unsignedValue ?? 0
+        e.setRecord(data, size: size, layout: t.layout)
+        if let (sizeField, callerField) = t.stackFields {
+            let count = t.layout.value(sizeField, data, size: size)?.unsignedValue ?? 0
+            let callerOffset = t.layout.specs[callerField].offset
             let longSize = Int(tep_get_long_size(tep))
-            let available = max(0, (size - callerField.offset) / longSize)
+            let available = max(0, (size - callerOffset) / longSize)
             let n = min(Int(clamping: count), available)
             var stack: [StackFrame] = []
             stack.reserveCapacity(n)
             for i in 0..<n {
-                let addr = tep_read_number(tep, data + callerField.offset + i * longSize, Int32(longSize))
-                stack.append(frame(addr))
+                stack.append(frame(t.layout.number(data + callerOffset + i * longSize, longSize)))
             }
             e.stack = stack
         }
@@ -157,47 +151,6 @@ struct EventDecoder {
         }
         if frames.count < 1 << 16 { frames[addr] = f }
         return f
-    }
-
-    private func value(of f: FieldInfo, data: UnsafeRawPointer, size: Int) -> FieldValue? {
-        let isString = f.flags & UInt32(TEP_FIELD_IS_STRING.rawValue) != 0
-        let isDynamic = f.flags & UInt32(TEP_FIELD_IS_DYNAMIC.rawValue) != 0
-        let isArray = f.flags & UInt32(TEP_FIELD_IS_ARRAY.rawValue) != 0
-        let isSigned = f.flags & UInt32(TEP_FIELD_IS_SIGNED.rawValue) != 0
-        var start = f.offset
-        var length = f.size
-        if isDynamic {
-            guard f.offset + 4 <= size else { return nil }
-            let loc = tep_read_number(tep, data + f.offset, 4)
-            start = Int(loc & 0xffff)
-            length = Int((loc >> 16) & 0xffff)
-            if f.flags & UInt32(TEP_FIELD_IS_RELATIVE.rawValue) != 0 { start += f.offset + 4 }
-        }
-        guard start >= 0, start + length <= size else { return nil }
-        if isString {
-            let bytes = UnsafeRawBufferPointer(start: data + start, count: length)
-            let end = bytes.firstIndex(of: 0) ?? length
-            return .string(String(decoding: bytes[0..<end], as: UTF8.self))
-        }
-        if isArray || isDynamic {
-            let es = f.elementSize > 0 ? f.elementSize : 1
-            guard [1, 2, 4, 8].contains(es) else { return .array([]) }
-            var out: [UInt64] = []
-            out.reserveCapacity(length / es)
-            var o = start
-            while o + es <= start + length {
-                out.append(tep_read_number(tep, data + o, Int32(es)))
-                o += es
-            }
-            return .array(out)
-        }
-        guard [1, 2, 4, 8].contains(length) else { return nil }
-        let raw = tep_read_number(tep, data + start, Int32(length))
-        if isSigned {
-            let shift = UInt64(64 - length * 8)
-            return .signed(Int64(bitPattern: raw << shift) >> Int64(shift))
-        }
-        return .unsigned(raw)
     }
 
     /// The record printed exactly as `trace-cmd report` (`-R` when raw) prints it.

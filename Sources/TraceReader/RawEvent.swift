@@ -141,8 +141,24 @@ public final class RawEvent: @unchecked Sendable {
     public var comm: String
     public var system: String
     public var name: String
-    /// Fields in format order. For text traces: the `key=value` pairs of the payload.
-    public var fields: [Field]
+    /// Fields in format order. For text traces: the `key=value` pairs of the payload. For a
+    /// binary record, decoded from the record at each read: ask for one with `self[field:]`.
+    public var fields: [Field] {
+        get {
+            guard let layout, let record else { return storedFields }
+            return layout.fields(record, size: recordSize)
+        }
+        set {
+            storedFields = newValue
+            layout = nil
+        }
+    }
+    private var storedFields: [Field]
+    /// A binary event's record (a copy the event owns) and its type's field layout.
+    private var layout: RecordLayout?
+    private var record: UnsafeMutableRawPointer?
+    private var recordCapacity = 0
+    private var recordSize = 0
     /// The payload as text (text readers; trace.dat events when printed).
     public var payload: String?
     /// The kernel stack recorded right after this event, innermost first.
@@ -165,7 +181,7 @@ public final class RawEvent: @unchecked Sendable {
         self.comm = comm
         self.system = system
         self.name = name
-        self.fields = fields
+        storedFields = fields
         self.payload = payload
         self.stack = stack
         self.lostBefore = lostBefore
@@ -173,9 +189,11 @@ public final class RawEvent: @unchecked Sendable {
         self.typeID = typeID
     }
 
-    /// Makes a spent event a new one, as `init` would, except that the field array keeps its
-    /// storage (the fields go; the caller appends the new ones). Only for an event nobody else
-    /// holds: readers recycle those instead of allocating.
+    deinit { record?.deallocate() }
+
+    /// Makes a spent event a new one, as `init` would, except that the record buffer keeps its
+    /// storage (the caller sets the new record). Only for an event nobody else holds: readers
+    /// recycle those instead of allocating.
     func refill(timestampNs: UInt64, cpu: Int, pid: Int32, comm: String, system: String, name: String,
                 lostBefore: UInt64?, locator: TraceLocator, typeID: Int32) {
         self.timestampNs = timestampNs
@@ -185,7 +203,8 @@ public final class RawEvent: @unchecked Sendable {
         self.comm = comm
         self.system = system
         self.name = name
-        fields.removeAll(keepingCapacity: true)
+        if !storedFields.isEmpty { storedFields = [] }
+        layout = nil
         payload = nil
         if !stack.isEmpty { stack = [] }
         self.lostBefore = lostBefore
@@ -193,11 +212,26 @@ public final class RawEvent: @unchecked Sendable {
         self.typeID = typeID
     }
 
+    /// Gives the event a binary record: a copy of `size` bytes at `data`, read through `layout`.
+    func setRecord(_ data: UnsafeRawPointer, size: Int, layout: RecordLayout) {
+        if record == nil || size > recordCapacity {
+            record?.deallocate()
+            recordCapacity = max(size, 128)
+            record = UnsafeMutableRawPointer.allocate(byteCount: recordCapacity, alignment: 8)
+        }
+        record!.copyMemory(from: data, byteCount: size)
+        recordSize = size
+        self.layout = layout
+    }
+
     public subscript(field name: String) -> FieldValue? {
+        if let layout, let record {
+            return layout.index(of: name).flatMap { layout.value($0, record, size: recordSize) }
+        }
         // Lengths first: most names asked for differ in length from most fields, and a length
         // is one load where a string comparison is a call.
         let length = name.utf8.count
-        for f in fields where f.name.utf8.count == length && f.name == name { return f.value }
+        for f in storedFields where f.name.utf8.count == length && f.name == name { return f.value }
         return nil
     }
 }

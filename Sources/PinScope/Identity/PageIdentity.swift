@@ -65,46 +65,37 @@ public struct PageIdentity: Sendable {
         return (p - base) / structPageSize
     }
 
-    /// What an observed event says about identity.
-    enum Observed {
-        /// `mm_filemap_add_to_page_cache` / `_delete_from_page_cache`: (ino, index) ↔ pfn.
-        case cacheAdd, cacheDelete
-        /// A folio kprobe: pointer, mapping, index.
-        case folio
-        /// `writeback_dirty_folio` / `_page`: ino, index.
-        case dirtied
+    /// `mm_filemap_add_to_page_cache`: (ino, index) is this pfn now.
+    mutating func cacheAdded(pfn: UInt64, ino: UInt64, index: UInt64, dev: UInt64?) {
+        let key = FileKey(ino: ino, index: index)
+        if fileToPfn.count < tableLimit {
+            fileToPfn[key] = pfn
+            pfnToFile[pfn] = (dev, key)
+        }
+        if let dev, inoDev.count < tableLimit { inoDev[ino] = dev }
     }
 
-    mutating func observe(_ e: RawEvent, _ what: Observed) {
-        switch what {
-        case .cacheAdd:
-            guard let pfn = e.u("pfn"), let ino = e.filemapIno, let index = e.filemapIndex else { return }
-            let key = FileKey(ino: ino, index: index)
-            let dev = e.filemapDev
-            if fileToPfn.count < tableLimit {
-                fileToPfn[key] = pfn
-                pfnToFile[pfn] = (dev, key)
-            }
-            if let dev, inoDev.count < tableLimit { inoDev[ino] = dev }
-        case .cacheDelete:
-            guard let ino = e.filemapIno, let index = e.filemapIndex else { return }
-            if let pfn = fileToPfn.removeValue(forKey: FileKey(ino: ino, index: index)) { pfnToFile[pfn] = nil }
-        case .folio:
-            guard let ptr = e.u("folio"), let mapping = e.u("mapping"), let index = e.u("index") else { return }
-            lastFolio[e.cpu] = (ptr, mapping, index, e.timestampNs)
-            // The tracepoint may come just before the probe on the same CPU.
-            if let d = lastDirtied[e.cpu], d.index == index, e.timestampNs &- d.ts < 1_000_000, mappingToIno.count < tableLimit {
-                mappingToIno[mapping] = d.ino
-            }
-            if let ino = mappingToIno[mapping] { calibrate(pointer: ptr, file: FileKey(ino: ino, index: index)) }
-        case .dirtied:
-            guard let ino = e.u("ino"), let index = e.u("index") else { return }
-            lastDirtied[e.cpu] = (ino, index, e.timestampNs)
-            guard let last = lastFolio[e.cpu],
-                  last.index == index, e.timestampNs &- last.ts < 1_000_000 else { return }
-            if mappingToIno.count < tableLimit { mappingToIno[last.mapping] = ino }
-            calibrate(pointer: last.ptr, file: FileKey(ino: ino, index: index))
+    /// `mm_filemap_delete_from_page_cache`: (ino, index) names no pfn any more.
+    mutating func cacheDeleted(ino: UInt64, index: UInt64) {
+        if let pfn = fileToPfn.removeValue(forKey: FileKey(ino: ino, index: index)) { pfnToFile[pfn] = nil }
+    }
+
+    /// A folio kprobe: a folio pointer with its (mapping, index).
+    mutating func folioSeen(_ ptr: UInt64, mapping: UInt64, index: UInt64, cpu: Int, at ts: UInt64) {
+        lastFolio[cpu] = (ptr, mapping, index, ts)
+        // The tracepoint may come just before the probe on the same CPU.
+        if let d = lastDirtied[cpu], d.index == index, ts &- d.ts < 1_000_000, mappingToIno.count < tableLimit {
+            mappingToIno[mapping] = d.ino
         }
+        if let ino = mappingToIno[mapping] { calibrate(pointer: ptr, file: FileKey(ino: ino, index: index)) }
+    }
+
+    /// `writeback_dirty_folio` / `_page`: (ino, index), next to the folio kprobe of the same page.
+    mutating func dirtied(ino: UInt64, index: UInt64, cpu: Int, at ts: UInt64) {
+        lastDirtied[cpu] = (ino, index, ts)
+        guard let last = lastFolio[cpu], last.index == index, ts &- last.ts < 1_000_000 else { return }
+        if mappingToIno.count < tableLimit { mappingToIno[last.mapping] = ino }
+        calibrate(pointer: last.ptr, file: FileKey(ino: ino, index: index))
     }
 
     private mutating func calibrate(pointer: UInt64, file: FileKey) {

@@ -172,12 +172,27 @@ public struct Vocabulary {
     /// Maps one raw event to zero or more page events, appended to `out`.
     public mutating func map(_ e: RawEvent, into out: inout [PageEvent]) {
         let (handler, name) = handler(for: e)
+        // What identity learns from the event, whatever the profiles; the page event below
+        // reuses the fields read here.
+        var file = FileFields()
         switch handler {
-        case .filemapAdd: identity.observe(e, .cacheAdd)
-        case .filemapDelete: identity.observe(e, .cacheDelete)
-        case .folioState where e.name != "__folio_put": identity.observe(e, .folio)
-        case .markDirty where e.name == "folio_mark_dirty": identity.observe(e, .folio)
-        case .dirtyTracepoint: identity.observe(e, .dirtied)
+        case .filemapAdd, .filemapDelete:
+            file = FileFields(pfn: e.u("pfn"), ino: e.filemapIno, index: e.filemapIndex, dev: e.filemapDev)
+            if let ino = file.ino, let index = file.index {
+                if handler == .filemapAdd {
+                    if let pfn = file.pfn { identity.cacheAdded(pfn: pfn, ino: ino, index: index, dev: file.dev) }
+                } else {
+                    identity.cacheDeleted(ino: ino, index: index)
+                }
+            }
+        case .folioState where e.name != "__folio_put", .markDirty where e.name == "folio_mark_dirty":
+            if let ptr = e.u("folio"), let mapping = e.u("mapping"), let index = e.u("index") {
+                identity.folioSeen(ptr, mapping: mapping, index: index, cpu: e.cpu, at: e.timestampNs)
+            }
+        case .dirtyTracepoint:
+            file.ino = e.u("ino")
+            file.index = e.u("index")
+            if let ino = file.ino, let index = file.index { identity.dirtied(ino: ino, index: index, cpu: e.cpu, at: e.timestampNs) }
         default: break
         }
         if let userMap, let mapped = userMap.map(e) {
@@ -309,16 +324,16 @@ public struct Vocabulary {
 
         // Tracepoints: writeback:*, filemap:*, ext4:*, migrate:*.
         case .filemapAdd, .filemapDelete:
-            guard tracepointsOn, let pfn = e.u("pfn") else { return miss(e) }
+            guard tracepointsOn, let pfn = file.pfn else { return miss(e) }
             let pe = PageEvent(name: name, kind: handler == .filemapAdd ? .cacheAdd : .cacheDelete, from: e,
-                               page: .pfn(pfn), index: e.filemapIndex)
-            pe.ino = e.filemapIno
-            pe.dev = e.filemapDev
+                               page: .pfn(pfn), index: file.index)
+            pe.ino = file.ino
+            pe.dev = file.dev
             out.append(pe)
             count(.tracepoints)
         case .dirtyTracepoint:
             guard tracepointsOn, !dirtyKprobesSeen else { return }
-            guard let ino = e.u("ino"), let index = e.u("index") else { return miss(e) }
+            guard let ino = file.ino, let index = file.index else { return miss(e) }
             let pe = PageEvent(name: name, kind: .markDirty, from: e, page: .file(ino: ino, index: index), index: index)
             pe.ino = ino
             pe.dirtySource = dirtySource(e, stack: e.stack)
@@ -398,6 +413,14 @@ public struct Vocabulary {
         case .gupEntry, .gupReturn, .dirtyWrapperReturn:
             return
         }
+    }
+
+    /// A page-cache page's fields, read once per event for identity and the page event.
+    struct FileFields {
+        var pfn: UInt64?
+        var ino: UInt64?
+        var index: UInt64?
+        var dev: UInt64?
     }
 
     /// GUP_PIN_COUNTING_BIAS: what one FOLL_PIN adds to an order-0 page's refcount.
