@@ -19,18 +19,20 @@ public typealias PageTable<Value> = HashTable<PageRef, Value>
 /// - Complexity: O(1) expected per operation; deletion shifts the probe run back (no tombstones),
 ///   so the table's memory follows the keys it holds.
 public struct HashTable<Key: TableKey, Value> {
-    /// Keys and values apart: probing compares keys (plain words) and never copies a value,
-    /// which for a class would be a retain and a release per probe.
-    private var keys: [Key?]
-    private var vals: [Value?]
+    /// A key and its value side by side: the tables outgrow the caches, and a hit then costs one
+    /// cache miss where keys and values in two arrays cost two.
+    struct Slot {
+        var key: Key
+        var value: Value
+    }
+    private var slots: [Slot?]
     private var mask: Int
     public private(set) var count = 0
 
     public init(minimumCapacity: Int = 64) {
         var capacity = 16
         while capacity < minimumCapacity * 2 { capacity <<= 1 }
-        keys = Array(repeating: nil, count: capacity)
-        vals = Array(repeating: nil, count: capacity)
+        slots = Array(repeating: nil, count: capacity)
         mask = capacity - 1
     }
 
@@ -46,10 +48,11 @@ public struct HashTable<Key: TableKey, Value> {
 
     @inline(__always)
     private func find(_ key: Key) -> (index: Int, found: Bool) {
-        keys.withUnsafeBufferPointer { keys in
+        slots.withUnsafeBufferPointer { slots in
             var i = home(key)
-            while let k = keys[i] {
-                if k == key { return (i, true) }
+            // Reads the key in place: copying a slot out would retain a class value.
+            while slots[i] != nil {
+                if slots[i].unsafelyUnwrapped.key == key { return (i, true) }
                 i = (i + 1) & mask
             }
             return (i, false)
@@ -59,7 +62,7 @@ public struct HashTable<Key: TableKey, Value> {
     public subscript(key: Key) -> Value? {
         get {
             let (i, found) = find(key)
-            return found ? vals[i] : nil
+            return found ? slots[i].unsafelyUnwrapped.value : nil
         }
         set {
             guard let newValue else {
@@ -67,11 +70,12 @@ public struct HashTable<Key: TableKey, Value> {
                 return
             }
             let (i, found) = find(key)
-            vals[i] = newValue
-            if !found {
-                keys[i] = key
+            if found {
+                slots[i]!.value = newValue
+            } else {
+                slots[i] = Slot(key: key, value: newValue)
                 count += 1
-                if count * 4 > keys.count * 3 { grow() }
+                if count * 4 > slots.count * 3 { grow() }
             }
         }
     }
@@ -81,10 +85,9 @@ public struct HashTable<Key: TableKey, Value> {
     public mutating func insert(_ key: Key, _ value: Value) -> Bool {
         let (i, found) = find(key)
         if found { return false }
-        keys[i] = key
-        vals[i] = value
+        slots[i] = Slot(key: key, value: value)
         count += 1
-        if count * 4 > keys.count * 3 { grow() }
+        if count * 4 > slots.count * 3 { grow() }
         return true
     }
 
@@ -93,22 +96,19 @@ public struct HashTable<Key: TableKey, Value> {
         let (hole, found) = find(key)
         guard found else { return nil }
         var i = hole
-        let old = vals[i]
-        keys[i] = nil
-        vals[i] = nil
+        let old = slots[i].unsafelyUnwrapped.value
+        slots[i] = nil
         count -= 1
         // Backward-shift: move later members of the probe run into the hole when their home
         // position does not lie cyclically in (hole, j].
         var j = i
         while true {
             j = (j + 1) & mask
-            guard let k = keys[j] else { break }
-            let h = home(k)
+            guard slots[j] != nil else { break }
+            let h = home(slots[j].unsafelyUnwrapped.key)
             let between = i <= j ? (h > i && h <= j) : (h > i || h <= j)
             if !between {
-                keys[i] = k
-                keys[j] = nil
-                vals.swapAt(i, j)
+                slots.swapAt(i, j)
                 i = j
             }
         }
@@ -116,32 +116,28 @@ public struct HashTable<Key: TableKey, Value> {
     }
 
     private mutating func grow() {
-        let oldKeys = keys
-        let oldVals = vals
-        keys = Array(repeating: nil, count: oldKeys.count * 2)
-        vals = Array(repeating: nil, count: oldKeys.count * 2)
-        mask = keys.count - 1
+        let old = slots
+        slots = Array(repeating: nil, count: old.count * 2)
+        mask = slots.count - 1
         count = 0
-        for i in oldKeys.indices {
-            if let k = oldKeys[i], let v = oldVals[i] { insert(k, v) }
-        }
+        for case let slot? in old { insert(slot.key, slot.value) }
     }
 
-    public var keyList: [Key] { keys.compactMap { $0 } }
-    public var values: [Value] { vals.compactMap { $0 } }
+    public var keyList: [Key] { slots.compactMap { $0?.key } }
+    public var values: [Value] { slots.compactMap { $0?.value } }
 }
 
 extension HashTable: Sendable where Key: Sendable, Value: Sendable {}
+extension HashTable.Slot: Sendable where Key: Sendable, Value: Sendable {}
 
 extension HashTable: Sequence {
     public func makeIterator() -> AnyIterator<(key: Key, value: Value)> {
         var i = 0
-        let keys = self.keys
-        let vals = self.vals
+        let slots = self.slots
         return AnyIterator {
-            while i < keys.count {
+            while i < slots.count {
                 defer { i += 1 }
-                if let k = keys[i], let v = vals[i] { return (k, v) }
+                if let slot = slots[i] { return (slot.key, slot.value) }
             }
             return nil
         }
