@@ -80,7 +80,7 @@ struct EventDecoder {
     }
 
     /// Decodes a record into an event with typed fields; a kernel stack gets its frames symbolized.
-    /// - Parameter reuse: a spent event to refill (its field array keeps its storage) instead of
+    /// - Parameter reuse: a spent event to refill (its record buffer keeps its storage) instead of
     ///   allocating one; the caller guarantees nobody else holds it.
     mutating func decode(_ rec: UnsafeMutablePointer<tep_record>, cpu: Int, into reuse: RawEvent? = nil) -> RawEvent {
         let id = tep_data_type(tep, rec)
@@ -102,8 +102,7 @@ struct EventDecoder {
         }
         let e = reuse ?? RawEvent(timestampNs: 0, cpu: 0, pid: 0, comm: "", system: "", name: "", locator: locator)
         e.refill(timestampNs: rec.pointee.ts, cpu: cpu, pid: pid, comm: comm, system: t.system, name: t.name,
-                 lostBefore: lost, locator: locator, typeID: id)
-        e.setRecord(data, size: size, layout: t.layout)
+                 lostBefore: lost, locator: locator, typeID: id, record: data, size: size, layout: t.layout)
         if let (sizeField, callerField) = t.stackFields {
             let count = t.layout.value(sizeField, data, size: size)?.unsignedValue ?? 0
             let callerOffset = t.layout.specs[callerField].offset

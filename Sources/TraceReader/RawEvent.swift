@@ -191,29 +191,30 @@ public final class RawEvent: @unchecked Sendable {
 
     deinit { record?.deallocate() }
 
-    /// Makes a spent event a new one, as `init` would, except that the record buffer keeps its
-    /// storage (the caller sets the new record). Only for an event nobody else holds: readers
-    /// recycle those instead of allocating.
+    /// Makes a spent event a new one, as `init` would, with a binary record of `size` bytes at
+    /// `data` read through `layout`, except that the record buffer keeps its storage. Only for
+    /// an event nobody else holds: readers recycle those instead of allocating.
     func refill(timestampNs: UInt64, cpu: Int, pid: Int32, comm: String, system: String, name: String,
-                lostBefore: UInt64?, locator: TraceLocator, typeID: Int32) {
+                lostBefore: UInt64?, locator: TraceLocator, typeID: Int32,
+                record data: UnsafeRawPointer, size: Int, layout: RecordLayout) {
         self.timestampNs = timestampNs
         self.cpu = cpu
         self.pid = pid
         tgid = nil
         self.comm = comm
-        self.system = system
-        self.name = name
+        // The same layout object is the same type of the same reader: its names are already
+        // these (most recycled events are of the type they were).
+        if layout !== self.layout {
+            self.system = system
+            self.name = name
+            self.layout = layout
+        }
         if !storedFields.isEmpty { storedFields = [] }
-        layout = nil
         payload = nil
         if !stack.isEmpty { stack = [] }
         self.lostBefore = lostBefore
         self.locator = locator
         self.typeID = typeID
-    }
-
-    /// Gives the event a binary record: a copy of `size` bytes at `data`, read through `layout`.
-    func setRecord(_ data: UnsafeRawPointer, size: Int, layout: RecordLayout) {
         if record == nil || size > recordCapacity {
             record?.deallocate()
             recordCapacity = max(size, 128)
@@ -221,7 +222,6 @@ public final class RawEvent: @unchecked Sendable {
         }
         record!.copyMemory(from: data, byteCount: size)
         recordSize = size
-        self.layout = layout
     }
 
     public subscript(field name: String) -> FieldValue? {
