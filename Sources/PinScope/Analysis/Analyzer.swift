@@ -113,10 +113,12 @@ public final class Analyzer {
         }
         if let dat = source as? TraceDatReader { dat.printedEvents = Vocabulary.printedEventNames }
         var damage: TraceError?
-        // Decoding runs on a second thread, a batch ahead of the analysis.
-        let events = ReadAhead(source)
+        // Decoding runs on a second thread, a batch ahead of the analysis, and reads there the
+        // fields the vocabulary needs.
+        let extractor = Vocabulary.Extractor()
+        let events = ReadAhead(source) { extractor($0) }
         do {
-            while let e = try events.next() { analyzer.consume(e) }
+            while let (e, x) = try events.next() { analyzer.consume(e, extracted: x) }
         } catch let e as TraceError {
             // Findings up to the damage, and the damage as a warning.
             damage = e
@@ -138,7 +140,9 @@ public final class Analyzer {
         return result
     }
 
-    public func consume(_ e: RawEvent) {
+    public func consume(_ e: RawEvent) { consume(e, extracted: nil) }
+
+    func consume(_ e: RawEvent, extracted: Vocabulary.Extracted?) {
         analysis.eventsRead += 1
         if analysis.firstNs == nil { analysis.firstNs = e.timestampNs }
         analysis.lastNs = e.timestampNs
@@ -149,7 +153,7 @@ public final class Analyzer {
         }
         guard prefiltered || options.userMap != nil || Vocabulary.consumedEventNames.contains(e.name) else { return }
         let calibrated = vocabulary.identity.vmemmapBase != nil
-        vocabulary.map(e, into: &pending)
+        vocabulary.map(e, extracted: extracted, into: &pending)
         for pe in pending { handle(pe) }
         pending.removeAll(keepingCapacity: true)
         if !calibrated, vocabulary.identity.vmemmapBase != nil {

@@ -169,15 +169,64 @@ public struct Vocabulary {
         out.forEach(emit)
     }
 
-    /// Maps one raw event to zero or more page events, appended to `out`.
-    public mutating func map(_ e: RawEvent, into out: inout [PageEvent]) {
-        let (handler, name) = handler(for: e)
-        // What identity learns from the event, whatever the profiles; the page event below
-        // reuses the fields read here.
+    /// What the vocabulary reads from an event that depends on the event alone: the fields of
+    /// the page-cache and writeback tracepoints, most of a large trace. `Extractor` computes it
+    /// on the reading thread (`ReadAhead`), so the analysis thread only applies it.
+    struct Extracted {
+        /// filemap add/delete: pfn, ino, index, dev; writeback dirty/wait: ino, index;
+        /// ext4_writepages: ino.
         var file = FileFields()
+        /// ext4_writepages: the byte range written.
+        var rangeStart: UInt64?
+        var rangeEnd: UInt64?
+    }
+
+    static func extract(_ e: RawEvent, _ handler: Handler?) -> Extracted {
+        var x = Extracted()
+        switch handler {
+        case .filemapAdd?, .filemapDelete?:
+            x.file = FileFields(pfn: e.u("pfn"), ino: e.filemapIno, index: e.filemapIndex, dev: e.filemapDev)
+        case .dirtyTracepoint?, .waitWriteback?:
+            x.file.ino = e.u("ino")
+            x.file.index = e.u("index")
+        case .writepages?:
+            x.file.ino = e.u("ino") ?? e.payloadNumber("ino")
+            x.rangeStart = e.u("range_start") ?? e.payloadNumber("range_start")
+            x.rangeEnd = e.u("range_end") ?? e.payloadNumber("range_end")
+        default:
+            break
+        }
+        return x
+    }
+
+    /// `extract` for a reading thread, with its own handler cache by type id (the vocabulary's
+    /// belongs to the analysis thread).
+    final class Extractor: @unchecked Sendable {
+        private var handlerByType = DenseTable<(key: String, handler: Handler?)>()
+
+        func callAsFunction(_ e: RawEvent) -> Extracted {
+            let id = Int(e.typeID)
+            guard id >= 0, id < 1 << 16 else { return Vocabulary.extract(e, Vocabulary.handlers[e.name]) }
+            if let cached = handlerByType[id], cached.key == e.name { return Vocabulary.extract(e, cached.handler) }
+            let handler = Vocabulary.handlers[e.name]
+            handlerByType[id] = (e.name, handler)
+            return Vocabulary.extract(e, handler)
+        }
+    }
+
+    /// Maps one raw event to zero or more page events, appended to `out`.
+    public mutating func map(_ e: RawEvent, into out: inout [PageEvent]) { map(e, extracted: nil, into: &out) }
+
+    /// Maps one raw event to zero or more page events, appended to `out`.
+    /// - Parameter extracted: `Extractor`'s result for the event, when it ran already.
+    mutating func map(_ e: RawEvent, extracted: Extracted? = nil, into out: inout [PageEvent]) {
+        let (handler, name) = handler(for: e)
+        let x = extracted ?? Self.extract(e, handler)
+        // What identity learns from the event, whatever the profiles; the page event below
+        // reuses the fields read for it.
+        let file = x.file
         switch handler {
         case .filemapAdd, .filemapDelete:
-            file = FileFields(pfn: e.u("pfn"), ino: e.filemapIno, index: e.filemapIndex, dev: e.filemapDev)
             if let ino = file.ino, let index = file.index {
                 if handler == .filemapAdd {
                     if let pfn = file.pfn { identity.cacheAdded(pfn: pfn, ino: ino, index: index, dev: file.dev) }
@@ -190,8 +239,6 @@ public struct Vocabulary {
                 identity.folioSeen(ptr, mapping: mapping, index: index, cpu: e.cpu, at: e.timestampNs)
             }
         case .dirtyTracepoint:
-            file.ino = e.u("ino")
-            file.index = e.u("index")
             if let ino = file.ino, let index = file.index { identity.dirtied(ino: ino, index: index, cpu: e.cpu, at: e.timestampNs) }
         default: break
         }
@@ -341,16 +388,14 @@ public struct Vocabulary {
             out.append(pe)
             count(.tracepoints)
         case .waitWriteback:
-            guard tracepointsOn, let ino = e.u("ino"), let index = e.u("index") else { return }
+            guard tracepointsOn, let ino = file.ino, let index = file.index else { return }
             let pe = PageEvent(name: name, kind: .waitWriteback, from: e, page: .file(ino: ino, index: index), index: index)
             pe.ino = ino
             out.append(pe)
             count(.tracepoints)
         case .writepages:
             // The inode's dirty pages in [range_start, range_end] are cleaned for writeback.
-            guard tracepointsOn, let ino = e.u("ino") ?? e.payloadNumber("ino"),
-                  let start = e.u("range_start") ?? e.payloadNumber("range_start"),
-                  let end = e.u("range_end") ?? e.payloadNumber("range_end") else { return miss(e) }
+            guard tracepointsOn, let ino = file.ino, let start = x.rangeStart, let end = x.rangeEnd else { return miss(e) }
             let pe = PageEvent(name: name, kind: .cleanRange, from: e, page: .file(ino: ino, index: start / 4096), index: start / 4096)
             pe.ino = ino
             pe.lastIndex = end / 4096

@@ -4,19 +4,29 @@ import Glibc
 import Darwin
 #endif
 import Dispatch
+import TraceReader
 
 /// Reads a source on a second thread, a batch of events at a time, while the caller works on the
 /// batch before: decoding and analysis overlap on two cores. Events come out in the source's
 /// order; an error the source throws comes out after the events read before it.
 ///
+/// `prepare` also runs on the reading thread, once per event, for work that depends on the event
+/// alone (`Extract` is what it gives, handed out with the event): the caller moves such work off
+/// its own thread, which keeps the two threads evenly busy.
+///
 /// Configure the source (e.g. `TraceDatReader.onlyEvents`) before creating this. Read the
 /// source's `anomalies`, `warnings` and counters only after `next()` returned nil or threw.
-public final class ReadAhead: @unchecked Sendable {
+final class ReadAhead<Extract>: @unchecked Sendable {
     private let source: RawEventSource
+    private let prepare: (RawEvent) -> Extract
     private let batchSize: Int
     private let depth: Int
+    private struct Batch {
+        var events: [RawEvent] = []
+        var extracts: [Extract] = []
+    }
     // Guarded by `mutex`.
-    private var ready: [[RawEvent]] = []
+    private var ready: [Batch] = []
     private var finished = false
     private var failure: Error?
     private var cancelled = false
@@ -28,12 +38,13 @@ public final class ReadAhead: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     // Owned by the consumer.
-    private var batch: [RawEvent] = []
+    private var batch = Batch()
     private var position = 0
     private var drained = false
 
-    public init(_ source: RawEventSource, batchSize: Int = 512, depth: Int = 2) {
+    init(_ source: RawEventSource, batchSize: Int = 512, depth: Int = 2, prepare: @escaping (RawEvent) -> Extract) {
         self.source = source
+        self.prepare = prepare
         self.batchSize = batchSize
         self.depth = depth
         pthread_mutex_init(mutex, nil)
@@ -53,11 +64,12 @@ public final class ReadAhead: @unchecked Sendable {
         changed.deallocate()
     }
 
-    /// The next event, nil at the end; rethrows the source's error after the events before it.
-    public func next() throws -> RawEvent? {
-        if position < batch.count {
+    /// The next event and what `prepare` gave for it, nil at the end; rethrows the source's
+    /// error after the events before it.
+    func next() throws -> (event: RawEvent, extract: Extract)? {
+        if position < batch.events.count {
             position += 1
-            return batch[position - 1]
+            return (batch.events[position - 1], batch.extracts[position - 1])
         }
         if drained { return nil }
         pthread_mutex_lock(mutex)
@@ -67,31 +79,33 @@ public final class ReadAhead: @unchecked Sendable {
             failure = nil
             pthread_mutex_unlock(mutex)
             drained = true
-            batch = []
+            batch = Batch()
             if let error { throw error }
             return nil
         }
-        spent.append(batch)
+        spent.append(batch.events)
         batch = ready.removeFirst()
         pthread_cond_broadcast(changed)
         pthread_mutex_unlock(mutex)
         position = 1
-        return batch[0]
+        return (batch.events[0], batch.extracts[0])
     }
 
     private func produce() {
         var done = false
         while !done {
-            var events: [RawEvent] = []
-            events.reserveCapacity(batchSize)
+            var events = Batch()
+            events.events.reserveCapacity(batchSize)
+            events.extracts.reserveCapacity(batchSize)
             var error: Error?
             do {
-                while events.count < batchSize {
+                while events.events.count < batchSize {
                     guard let e = try source.next() else {
                         done = true
                         break
                     }
-                    events.append(e)
+                    events.events.append(e)
+                    events.extracts.append(prepare(e))
                 }
             } catch let e {
                 error = e
@@ -100,7 +114,7 @@ public final class ReadAhead: @unchecked Sendable {
             pthread_mutex_lock(mutex)
             while ready.count >= depth && !cancelled { pthread_cond_wait(changed, mutex) }
             if cancelled { done = true }
-            if !events.isEmpty { ready.append(events) }
+            if !events.events.isEmpty { ready.append(events) }
             if done {
                 failure = error
                 finished = true
