@@ -88,8 +88,43 @@ public enum FieldValue: Sendable, Hashable, CustomStringConvertible {
 
 /// Parses `123`, `0x7b` or `7b` (when `hex`), as the kernel prints integers.
 public func parseKernelInteger(_ text: Substring, hex: Bool = false) -> UInt64? {
+    // Text traces parse a few numbers per line: plain digits are read from the bytes, and only
+    // anything else (a sign, an overflow, a stray character) goes through the generic parser.
+    if let fast = text.utf8.withContiguousStorageIfAvailable({ bytes -> UInt64?? in
+        if bytes.count > 2, bytes[0] == 0x30, bytes[1] | 0x20 == 0x78 {
+            return plainDigits(UnsafeBufferPointer(rebasing: bytes[2...]), radix: 16)
+        }
+        return plainDigits(bytes, radix: hex ? 16 : 10)
+    }), let value = fast {
+        return value
+    }
     if text.hasPrefix("0x") || text.hasPrefix("0X") { return UInt64(text.dropFirst(2), radix: 16) }
     return UInt64(text, radix: hex ? 16 : 10)
+}
+
+/// `UInt64(text, radix:)` for a substring of plain digits, read from its bytes.
+public func parseUnsigned(_ text: Substring, radix: Int) -> UInt64? {
+    if let fast = text.utf8.withContiguousStorageIfAvailable({ plainDigits($0, radix: radix) }), let value = fast { return value }
+    return UInt64(text, radix: radix)
+}
+
+/// The value of 1 to 16 (hex) or 19 (decimal) digits, nil when there is anything else (the
+/// caller then asks the generic parser, for the same answer).
+@inline(__always)
+private func plainDigits(_ bytes: UnsafeBufferPointer<UInt8>, radix: Int) -> UInt64? {
+    guard !bytes.isEmpty, bytes.count <= (radix == 16 ? 16 : 19) else { return nil }
+    var value: UInt64 = 0
+    for b in bytes {
+        let digit: UInt64
+        switch b {
+        case 0x30...0x39: digit = UInt64(b &- 0x30)
+        case 0x61...0x66 where radix == 16: digit = UInt64(b &- 0x61 &+ 10)
+        case 0x41...0x46 where radix == 16: digit = UInt64(b &- 0x41 &+ 10)
+        default: return nil
+        }
+        value = value &* UInt64(radix) &+ digit
+    }
+    return value
 }
 
 public func parseKernelInteger(_ text: String, hex: Bool = false) -> UInt64? {

@@ -561,7 +561,7 @@ extension RawEvent {
     func s(_ name: String) -> Int64? { self[field: name]?.signedValue }
 
     /// The inode of a `filemap:` event: `i_ino` in the binary format; the text prints `ino %lx`.
-    var filemapIno: UInt64? { u("i_ino") ?? payloadWord("ino").flatMap { UInt64($0, radix: 16) } }
+    var filemapIno: UInt64? { u("i_ino") ?? payloadWord("ino").flatMap { parseUnsigned($0, radix: 16) } }
     /// The page index of a `filemap:` event: `index`, or the byte offset `ofs` in 4 KiB pages.
     var filemapIndex: UInt64? { u("index") ?? u("ofs").map { $0 / 4096 } }
     /// The device of a `filemap:` event as a kernel dev_t (major << 20 | minor).
@@ -569,7 +569,7 @@ extension RawEvent {
         if let d = u("s_dev") { return d }
         guard let word = payloadWord("dev") else { return nil }
         let parts = word.split(whereSeparator: { $0 == ":" || $0 == "," })
-        guard parts.count == 2, let major = UInt64(parts[0]), let minor = UInt64(parts[1]) else { return nil }
+        guard parts.count == 2, let major = parseUnsigned(parts[0], radix: 10), let minor = parseUnsigned(parts[1], radix: 10) else { return nil }
         return major << 20 | minor
     }
     /// `reason` of `migrate:mm_migrate_pages` (a string in text, an enum number in binary).
@@ -583,20 +583,30 @@ extension RawEvent {
     /// The word after `key ` in a text payload printed as `key value` pairs (ext4, filemap).
     func payloadWord(_ key: String) -> Substring? {
         guard let payload else { return nil }
-        let chars = Array(payload.utf8)
-        let k = Array(key.utf8)
-        var i = 0
-        while i + k.count < chars.count {
-            if (i == 0 || chars[i - 1] == 0x20) && chars[i + k.count] == 0x20 && chars[i..<(i + k.count)].elementsEqual(k) {
-                let start = i + k.count + 1
-                var end = start
-                while end < chars.count && chars[end] != 0x20 { end += 1 }
-                let u = payload.utf8
-                return payload[u.index(u.startIndex, offsetBy: start)..<u.index(u.startIndex, offsetBy: end)]
+        let span = payload.utf8.withContiguousStorageIfAvailable { Self.wordSpan(after: key, in: $0) }
+            ?? Array(payload.utf8).withUnsafeBufferPointer { Self.wordSpan(after: key, in: $0) }
+        guard let (start, end) = span else { return nil }
+        let u = payload.utf8
+        return payload[u.index(u.startIndex, offsetBy: start)..<u.index(u.startIndex, offsetBy: end)]
+    }
+
+    /// Byte offsets of the word after `key ` (a whole word) in `chars`.
+    private static func wordSpan(after key: String, in chars: UnsafeBufferPointer<UInt8>) -> (Int, Int)? {
+        var key = key
+        return key.withUTF8 { k in
+            var i = 0
+            while i + k.count < chars.count {
+                if (i == 0 || chars[i - 1] == 0x20) && chars[i + k.count] == 0x20
+                    && UnsafeBufferPointer(rebasing: chars[i..<(i + k.count)]).elementsEqual(k) {
+                    let start = i + k.count + 1
+                    var end = start
+                    while end < chars.count && chars[end] != 0x20 { end += 1 }
+                    return (start, end)
+                }
+                i += 1
             }
-            i += 1
+            return nil
         }
-        return nil
     }
 
     /// The value after `key=` in a printed payload (`a=1 b=two`).
