@@ -90,7 +90,7 @@ public enum FieldValue: Sendable, Hashable, CustomStringConvertible {
 public func parseKernelInteger(_ text: Substring, hex: Bool = false) -> UInt64? {
     // Text traces parse a few numbers per line: plain digits are read from the bytes, and only
     // anything else (a sign, an overflow, a stray character) goes through the generic parser.
-    if let fast = text.utf8.withContiguousStorageIfAvailable({ bytes -> UInt64?? in
+    if let fast = text.utf8.withContiguousStorageIfAvailable({ bytes -> UInt64? in
         if bytes.count > 2, bytes[0] == 0x30, bytes[1] | 0x20 == 0x78 {
             return plainDigits(UnsafeBufferPointer(rebasing: bytes[2...]), radix: 16)
         }

@@ -76,6 +76,24 @@ func describeTextEvent(_ e: RawEvent, offsets: Bool = true) -> String {
 
 /// Small excerpts of real traces (minimally changed for each variant), read from fixture strings.
 final class TextReaderTests: XCTestCase {
+    /// The byte-level fast path of `parseKernelInteger` must answer as Swift's generic parser
+    /// does, including where it hands over to it (signs, overflow, stray characters).
+    func testIntegerParsingAgreesWithTheGenericParser() {
+        let inputs = ["0", "7", "42", "007", "1234567890123456789", "18446744073709551615", "18446744073709551616",
+                      "99999999999999999999", "ff", "FF", "7fffffffffffffff", "ffffffffffffffff", "10000000000000000",
+                      "0x", "0x0", "0x7b", "0X7B", "0xffffffffffffffff", "0x10000000000000000", "0x1g", "+5", "-0", "-5",
+                      "", " 5", "5 ", "12a", "0b1", "0xdeadbeef"]
+        for text in inputs {
+            for hex in [false, true] {
+                let generic: UInt64? = text.hasPrefix("0x") || text.hasPrefix("0X")
+                    ? UInt64(text.dropFirst(2), radix: 16) : UInt64(text, radix: hex ? 16 : 10)
+                XCTAssertEqual(parseKernelInteger(text, hex: hex), generic, "\(text) hex \(hex)")
+            }
+            XCTAssertEqual(parseUnsigned(Substring(text), radix: 16), UInt64(text, radix: 16), text)
+            XCTAssertEqual(parseUnsigned(Substring(text), radix: 10), UInt64(text, radix: 10), text)
+        }
+    }
+
     /// Kernel `trace` text: lines from the 6.1 guest and 6.18 host captures, changed to show a comm
     /// with a space, a comm with dashes, the tgid column (number and dashes), 4- and 5-char flags,
     /// a 9-digit timestamp, a module frame, a lost-events line, the function tracer, syscalls, a
