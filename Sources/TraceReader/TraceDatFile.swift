@@ -428,11 +428,23 @@ public final class TraceDatFile {
     /// The `name:` and `ID:` lines that open an event format; nil when they are not there (the
     /// format then goes to libtraceevent at once, to report what is wrong with it).
     private func formatHead(_ text: [UInt8]) -> (name: String, id: Int32)? {
-        let s = String(decoding: text.prefix(300), as: UTF8.self)
-        let lines = s.split(separator: "\n", maxSplits: 2)
-        guard lines.count >= 2, lines[0].hasPrefix("name: "), lines[1].hasPrefix("ID: "),
-              let id = Int32(String(lines[1].dropFirst(4).filter { !$0.isWhitespace })) else { return nil }
-        return (String(lines[0].dropFirst(6)), id)
+        // Read from the bytes: a trace.dat carries ~1,500 formats, and this runs for each at open.
+        text.withUnsafeBufferPointer { t -> (name: String, id: Int32)? in
+            func line(from start: Int) -> Range<Int>? {
+                guard start <= t.count else { return nil }
+                var end = start
+                while end < t.count && t[end] != 0x0A { end += 1 }
+                return start..<end
+            }
+            func hasPrefix(_ r: Range<Int>, _ p: StaticString) -> Bool {
+                r.count >= p.utf8CodeUnitCount && (0..<p.utf8CodeUnitCount).allSatisfy { t[r.lowerBound + $0] == p.utf8Start[$0] }
+            }
+            guard let first = line(from: 0), hasPrefix(first, "name: "),
+                  let second = line(from: first.upperBound + 1), hasPrefix(second, "ID: ") else { return nil }
+            let digits = t[(second.lowerBound + 4)..<second.upperBound].filter { $0 != 0x20 && $0 != 0x09 && $0 != 0x0D }
+            guard let id = Int32(String(decoding: digits, as: UTF8.self)) else { return nil }
+            return (String(decoding: t[(first.lowerBound + 6)..<first.upperBound], as: UTF8.self), id)
+        }
     }
 
     private func readFtraceEvents(_ c: inout ByteCursor) throws {
