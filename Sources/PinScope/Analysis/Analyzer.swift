@@ -156,7 +156,7 @@ public final class Analyzer {
         let calibrated = vocabulary.identity.vmemmapBase != nil
         vocabulary.map(e, extracted: extracted, into: &pending)
         for pe in pending { handle(pe) }
-        pending.removeAll(keepingCapacity: true)
+        vocabulary.recycle(&pending)
         if !calibrated, vocabulary.identity.vmemmapBase != nil {
             let identity = vocabulary.identity
             ledger.rekey { key in

@@ -99,14 +99,15 @@ public enum DirtySource: String, Sendable {
 ///
 /// A class: the vocabulary fills it in, the analyzer re-keys it, and rules and the ledger read
 /// it; one reference moves where a struct of two dozen fields would be copied, with a retain per
-/// string and array in it.
+/// string and array in it. Nothing keeps one after the analyzer is done with it, so the
+/// vocabulary refills spent ones (`fill`) instead of allocating one per event.
 public final class PageEvent: @unchecked Sendable {
-    public var kind: PageEventKind
-    public var timestampNs: UInt64
-    public var cpu: Int
-    public var pid: Int32
-    public var comm: String
-    public var page: PageRef
+    public var kind: PageEventKind = .pin
+    public var timestampNs: UInt64 = 0
+    public var cpu = 0
+    public var pid: Int32 = 0
+    public var comm = ""
+    public var page = PageRef.pfn(0)
     /// Other keys the same event gives for the page.
     public var mapping: UInt64?
     public var ino: UInt64?
@@ -115,7 +116,7 @@ public final class PageEvent: @unchecked Sendable {
     /// Last page index of a `cleanRange` (inclusive).
     public var lastIndex: UInt64?
     /// References taken or dropped (pins count 1 each, whatever the refcount bias).
-    public var refs: Int
+    public var refs = 1
     /// GUP flags as the kernel passed them (decode with `FollFlagLayout`).
     public var gupFlags: UInt64?
     /// struct page flags, refcount and (large folios only) pin count, when the event read them.
@@ -125,27 +126,35 @@ public final class PageEvent: @unchecked Sendable {
     public var order: Int?
     /// The kernel function the event came from (the probe or tracepoint), the public API call it
     /// happened in (e.g. `pin_user_pages_remote`) and that call's caller.
-    public var api: String
+    public var api = ""
     public var call: String?
     public var caller: String?
     public var driver: Attribution?
     public var dirtySource: DirtySource?
     /// The direct-I/O bio a reference belongs to, when the trace ties them.
     public var bio: UInt64?
-    public var stack: [StackFrame]
-    public var locator: TraceLocator
+    public var stack: [StackFrame] = []
+    public var locator = PageEvent.noLocator
     /// The raw event came right after lost events on its CPU.
-    public var afterLostEvents: Bool
+    public var afterLostEvents = false
     /// Free text for the evidence line (e.g. a migrate reason).
     public var detail: String?
     /// Not seen in the trace but implied by an event that was (a bio's completion releasing the
     /// FOLL_GET references its submission dirtied).
     public var inferred = false
 
+    private static let noLocator = TraceLocator(file: "")
+
     /// - Parameter name: the event's name, when the caller holds its own copy of it (the default
     ///   is `e.name`); `api` defaults to it.
     public init(name: String? = nil, kind: PageEventKind, from e: RawEvent, page: PageRef, api: String? = nil, refs: Int = 1,
                 gupFlags: UInt64? = nil, mapping: UInt64? = nil, index: UInt64? = nil) {
+        fill(name: name, kind: kind, from: e, page: page, api: api, refs: refs, gupFlags: gupFlags, mapping: mapping, index: index)
+    }
+
+    /// Makes this event what `init` with these arguments makes: every property is set here.
+    func fill(name: String? = nil, kind: PageEventKind, from e: RawEvent, page: PageRef, api: String? = nil, refs: Int = 1,
+              gupFlags: UInt64? = nil, mapping: UInt64? = nil, index: UInt64? = nil) {
         self.kind = kind
         timestampNs = e.timestampNs
         cpu = e.cpu
@@ -153,13 +162,26 @@ public final class PageEvent: @unchecked Sendable {
         comm = e.comm
         self.page = page
         self.mapping = mapping
+        ino = nil
         self.index = index
+        dev = nil
+        lastIndex = nil
         self.refs = refs
         self.gupFlags = gupFlags
+        pageFlags = nil
+        refcount = nil
+        pincount = nil
+        order = nil
         self.api = api ?? name ?? e.name
+        call = nil
         stack = e.stack
         caller = Attribution.firstInterestingFrame(e.stack, skipping: self.api)
+        driver = nil
+        dirtySource = nil
+        bio = nil
         locator = e.locator
         afterLostEvents = e.lostBefore != nil
+        detail = nil
+        inferred = false
     }
 }

@@ -275,7 +275,7 @@ public struct Vocabulary {
             let flags = e.u("flags")
             let refs = Int(e.s("refs") ?? 1)
             let pin = foll != nil ? isPin(flags) : gupCalls[e.pid]?.api.hasPrefix("pin_user_pages") ?? false
-            let pe = PageEvent(name: name, kind: pin ? .pin : .get, from: e, page: .pointer(page), refs: refs,
+            let pe = event(name: name, kind: pin ? .pin : .get, from: e, page: .pointer(page), refs: refs,
                                gupFlags: flags, mapping: e.u("mapping"), index: e.u("index"))
             readPageFields(e, into: pe)
             if let call = gupCalls[e.pid] {
@@ -294,7 +294,7 @@ public struct Vocabulary {
             // Without a FOLL_* table the call tells: unpin_user_page* drops pins.
             let unpin = foll != nil ? isPin(flags)
                 : dirtyCalls[e.pid].map { $0.source == .pinRelease && e.timestampNs &- $0.startNs < wrapperWindowNs } ?? false
-            let pe = PageEvent(name: name, kind: unpin ? .unpin : .put, from: e, page: .pointer(folio),
+            let pe = event(name: name, kind: unpin ? .unpin : .put, from: e, page: .pointer(folio),
                                refs: Int(e.s("refs") ?? 1), gupFlags: flags, mapping: e.u("mapping"), index: e.u("index"))
             readPageFields(e, into: pe)
             if let d = dirtyCalls[e.pid], e.timestampNs &- d.startNs < wrapperWindowNs { pe.call = d.api }
@@ -315,7 +315,7 @@ public struct Vocabulary {
                 ? DirtyContext(source: .bioCompletion, api: name, bio: bio, stack: e.stack, startNs: e.timestampNs) : nil
             // The bio's references go now; dirtying (if any) follows, by a task that had them.
             for page in bioPages.removeValue(forKey: bio) ?? [] {
-                let pe = PageEvent(name: name, kind: .put, from: e, page: page)
+                let pe = event(name: name, kind: .put, from: e, page: page)
                 pe.bio = bio
                 pe.call = name
                 pe.inferred = true
@@ -325,7 +325,7 @@ public struct Vocabulary {
         case .markDirty:
             guard kprobesOn, let folio = e.u("folio") ?? e.u("page") else { return miss(e) }
             dirtyKprobesSeen = true
-            let pe = PageEvent(name: name, kind: .markDirty, from: e, page: .pointer(folio), mapping: e.u("mapping"), index: e.u("index"))
+            let pe = event(name: name, kind: .markDirty, from: e, page: .pointer(folio), mapping: e.u("mapping"), index: e.u("index"))
             readPageFields(e, into: pe)
             pe.dirtySource = dirtySource(e, stack: e.stack)
             if let d = dirtyCalls[e.pid], e.timestampNs &- d.startNs < wrapperWindowNs {
@@ -357,13 +357,13 @@ public struct Vocabulary {
             case "folio_end_writeback": kind = .writebackEnd
             default: kind = .freed
             }
-            let pe = PageEvent(name: name, kind: kind, from: e, page: .pointer(folio), mapping: e.u("mapping"), index: e.u("index"))
+            let pe = event(name: name, kind: kind, from: e, page: .pointer(folio), mapping: e.u("mapping"), index: e.u("index"))
             readPageFields(e, into: pe)
             out.append(pe)
             count(.kprobes)
         case .notifierRange:
             guard kprobesOn, let mm = e.u("mm"), let start = e.u("start"), let end = e.u("end") else { return }
-            let pe = PageEvent(name: name, kind: name.hasSuffix("start") ? .invalidateStart : .invalidateEnd, from: e,
+            let pe = event(name: name, kind: name.hasSuffix("start") ? .invalidateStart : .invalidateEnd, from: e,
                                page: .range(mm: mm, start: start, end: end))
             pe.detail = e.u("event").map { "event \($0)" }
             out.append(pe)
@@ -372,7 +372,7 @@ public struct Vocabulary {
         // Tracepoints: writeback:*, filemap:*, ext4:*, migrate:*.
         case .filemapAdd, .filemapDelete:
             guard tracepointsOn, let pfn = file.pfn else { return miss(e) }
-            let pe = PageEvent(name: name, kind: handler == .filemapAdd ? .cacheAdd : .cacheDelete, from: e,
+            let pe = event(name: name, kind: handler == .filemapAdd ? .cacheAdd : .cacheDelete, from: e,
                                page: .pfn(pfn), index: file.index)
             pe.ino = file.ino
             pe.dev = file.dev
@@ -381,7 +381,7 @@ public struct Vocabulary {
         case .dirtyTracepoint:
             guard tracepointsOn, !dirtyKprobesSeen else { return }
             guard let ino = file.ino, let index = file.index else { return miss(e) }
-            let pe = PageEvent(name: name, kind: .markDirty, from: e, page: .file(ino: ino, index: index), index: index)
+            let pe = event(name: name, kind: .markDirty, from: e, page: .file(ino: ino, index: index), index: index)
             pe.ino = ino
             pe.dirtySource = dirtySource(e, stack: e.stack)
             if pe.dirtySource == .bioCompletion || pe.dirtySource == .bioSubmit { pe.driver = Attribution(driver: "direct-io", basis: .stack) }
@@ -389,14 +389,14 @@ public struct Vocabulary {
             count(.tracepoints)
         case .waitWriteback:
             guard tracepointsOn, let ino = file.ino, let index = file.index else { return }
-            let pe = PageEvent(name: name, kind: .waitWriteback, from: e, page: .file(ino: ino, index: index), index: index)
+            let pe = event(name: name, kind: .waitWriteback, from: e, page: .file(ino: ino, index: index), index: index)
             pe.ino = ino
             out.append(pe)
             count(.tracepoints)
         case .writepages:
             // The inode's dirty pages in [range_start, range_end] are cleaned for writeback.
             guard tracepointsOn, let ino = file.ino, let start = x.rangeStart, let end = x.rangeEnd else { return miss(e) }
-            let pe = PageEvent(name: name, kind: .cleanRange, from: e, page: .file(ino: ino, index: start / 4096), index: start / 4096)
+            let pe = event(name: name, kind: .cleanRange, from: e, page: .file(ino: ino, index: start / 4096), index: start / 4096)
             pe.ino = ino
             pe.lastIndex = end / 4096
             out.append(pe)
@@ -405,7 +405,7 @@ public struct Vocabulary {
             guard tracepointsOn else { return }
             let failed = e.u("failed") ?? e.u("nr_failed") ?? 0
             guard failed > 0 else { return }
-            let pe = PageEvent(name: name, kind: .migrateFail, from: e, page: .pfn(0), refs: Int(failed))
+            let pe = event(name: name, kind: .migrateFail, from: e, page: .pfn(0), refs: Int(failed))
             pe.detail = e.migrateReason
             out.append(pe)
             count(.tracepoints)
@@ -414,9 +414,9 @@ public struct Vocabulary {
             guard pageRefOn, let pfn = e.u("pfn"), let val = e.s("val") else { return miss(e) }
             let pe: PageEvent
             if val == Self.pinBias || val == -Self.pinBias {
-                pe = PageEvent(name: name, kind: val > 0 ? .pin : .unpin, from: e, page: .pfn(pfn))
+                pe = event(name: name, kind: val > 0 ? .pin : .unpin, from: e, page: .pfn(pfn))
             } else {
-                pe = PageEvent(name: name, kind: .refMod, from: e, page: .pfn(pfn), refs: Int(val))
+                pe = event(name: name, kind: .refMod, from: e, page: .pfn(pfn), refs: Int(val))
             }
             pe.refcount = e.s("count")
             pe.pageFlags = e.u("flags")
@@ -441,7 +441,7 @@ public struct Vocabulary {
                 if let t = lastKvmRelease[e.pid], e.timestampNs &- t < 50_000 { return }
                 page = .pointer(p)
             } else { return miss(e) }
-            let pe = PageEvent(name: name, kind: .put, from: e, page: page)
+            let pe = event(name: name, kind: .put, from: e, page: page)
             pe.call = name
             out.append(pe)
             count(.kprobes)
@@ -449,7 +449,7 @@ public struct Vocabulary {
             guard kprobesOn else { return }
             let page: PageRef
             if let pfn = e.u("pfn") { page = .pfn(pfn) } else if let p = e.u("page") { page = .pointer(p) } else { return miss(e) }
-            let pe = PageEvent(name: name, kind: .markDirty, from: e, page: page)
+            let pe = event(name: name, kind: .markDirty, from: e, page: page)
             let inNotifier = e.stack.contains { Self.notifierFrames.contains($0.symbol) }
             pe.dirtySource = inNotifier || (e.stack.isEmpty && kvmInvalidating.contains(e.pid)) ? .notifier : .other
             pe.driver = Attribution(driver: "kvm", basis: e.stack.isEmpty ? .caller : .stack)
@@ -466,6 +466,25 @@ public struct Vocabulary {
         var ino: UInt64?
         var index: UInt64?
         var dev: UInt64?
+    }
+
+    /// Spent page events to refill (`recycle`) instead of allocating one per event.
+    private var spare: [PageEvent] = []
+
+    private mutating func event(name: String, kind: PageEventKind, from e: RawEvent, page: PageRef, refs: Int = 1,
+                                gupFlags: UInt64? = nil, mapping: UInt64? = nil, index: UInt64? = nil) -> PageEvent {
+        guard let pe = spare.popLast() else {
+            return PageEvent(name: name, kind: kind, from: e, page: page, refs: refs, gupFlags: gupFlags, mapping: mapping, index: index)
+        }
+        pe.fill(name: name, kind: kind, from: e, page: page, refs: refs, gupFlags: gupFlags, mapping: mapping, index: index)
+        return pe
+    }
+
+    /// Takes back page events the caller is done with; those nobody else holds are refilled.
+    public mutating func recycle(_ events: inout [PageEvent]) {
+        while var e = events.popLast() {
+            if spare.count < 64, isKnownUniquelyReferenced(&e) { spare.append(e) }
+        }
     }
 
     /// GUP_PIN_COUNTING_BIAS: what one FOLL_PIN adds to an order-0 page's refcount.
