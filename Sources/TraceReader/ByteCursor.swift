@@ -101,6 +101,41 @@ struct ByteCursor {
         return try readBytes(Int(size), what)
     }
 
+    /// Reads a size field and moves past that many bytes, unread.
+    mutating func skipSized<T: FixedWidthInteger>(_ sizeType: T.Type, _ what: String) throws {
+        let size = try readInteger(T.self, "size of \(what)")
+        guard UInt64(size) <= UInt64(Int32.max) else { throw error("implausible size \(size) for \(what)") }
+        seek(to: fileOffset + UInt64(size))
+    }
+
+    /// Reads a size field and then that many bytes, with a NUL after them for a C parser. One
+    /// allocation, filled straight from the file when the bytes are not in the window: kallsyms
+    /// is megabytes, and copying it through the window and again to append the NUL was most of
+    /// the time a trace.dat took to open.
+    mutating func readSizedCString<T: FixedWidthInteger>(_ sizeType: T.Type, _ what: String) throws -> [UInt8] {
+        let size = try readInteger(T.self, "size of \(what)")
+        guard UInt64(size) <= UInt64(Int32.max) else { throw error("implausible size \(size) for \(what)") }
+        let count = Int(size)
+        let inWindow = bytes.count - position
+        let at = fileOffset
+        var have = 0
+        let out = bytes.withUnsafeBufferPointer { window in
+            [UInt8](unsafeUninitializedCapacity: count + 1) { buf, n in
+                if inWindow >= count || source == nil {
+                    have = min(inWindow, count)
+                    buf.baseAddress!.update(from: window.baseAddress! + position, count: have)
+                } else {
+                    have = source!.read(at: at, count: count, toPointer: UnsafeMutableRawPointer(buf.baseAddress!))
+                }
+                buf[have] = 0
+                n = have + 1
+            }
+        }
+        guard have == count else { throw error("truncated: expected \(count) bytes of \(what), found \(have)") }
+        seek(to: at + UInt64(count))
+        return out
+    }
+
     mutating func expect(_ literal: String, _ what: String) throws {
         let want = Array(literal.utf8) + [0]
         let offset = fileOffset

@@ -172,10 +172,20 @@ public final class TraceDatFile {
     }
 
     private func readV6(_ c: inout ByteCursor) throws {
+        // kallsyms follows the event formats, and the first kernel stack waits for libtraceevent
+        // to parse it (tens of ms): walk past the formats first and start that, then parse them.
+        // Should the walk fail, the reading below reports where.
+        var ahead = c
+        let kallsymsStarted = (try? { () throws -> Void in
+            try readHeaderInfo(&ahead, parse: false)
+            try readFtraceEvents(&ahead, parse: false)
+            try readEventFormats(&ahead, parse: false)
+            try readKallsyms(&ahead)
+        }()) != nil
         try readHeaderInfo(&c)
         try readFtraceEvents(&c)
         try readEventFormats(&c)
-        try readKallsyms(&c)
+        if kallsymsStarted { c = ahead } else { try readKallsyms(&c) }
         try readPrintk(&c)
         try readCmdlines(&c)
         cpuCount = Int(try c.readInteger(UInt32.self, "CPU count"))
@@ -368,9 +378,16 @@ public final class TraceDatFile {
 
     // MARK: - Metadata blocks (the same in v6 and in v7 sections)
 
-    private func readHeaderInfo(_ c: inout ByteCursor) throws {
+    /// - Parameter parse: false only walks past the section.
+    private func readHeaderInfo(_ c: inout ByteCursor, parse: Bool = true) throws {
         try c.expect("header_page", "header page label")
         let pageStart = c.fileOffset
+        guard parse else {
+            try c.skipSized(UInt64.self, "header page format")
+            try c.expect("header_event", "header event label")
+            try c.skipSized(UInt64.self, "header event format")
+            return
+        }
         var page = try c.readSized(UInt64.self, "header page format")
         let rc = page.withUnsafeMutableBytes { raw in
             tep_parse_header_page(tep, raw.baseAddress!.assumingMemoryBound(to: CChar.self), UInt(raw.count), Int32(longSize))
@@ -447,16 +464,19 @@ public final class TraceDatFile {
         }
     }
 
-    private func readFtraceEvents(_ c: inout ByteCursor) throws {
+    /// - Parameter parse: false only walks past the section.
+    private func readFtraceEvents(_ c: inout ByteCursor, parse: Bool = true) throws {
         let count = try c.readInteger(UInt32.self, "ftrace event count")
         guard count < 100_000 else { throw c.error("implausible ftrace event count \(count)") }
         for _ in 0..<count {
+            guard parse else { try c.skipSized(UInt64.self, "ftrace event format"); continue }
             let at = c.fileOffset
             parseFormat(try c.readSized(UInt64.self, "ftrace event format"), system: "ftrace", at: at)
         }
     }
 
-    private func readEventFormats(_ c: inout ByteCursor) throws {
+    /// - Parameter parse: false only walks past the section.
+    private func readEventFormats(_ c: inout ByteCursor, parse: Bool = true) throws {
         let systems = try c.readInteger(UInt32.self, "event system count")
         guard systems < 100_000 else { throw c.error("implausible event system count \(systems)") }
         for _ in 0..<systems {
@@ -464,6 +484,7 @@ public final class TraceDatFile {
             let count = try c.readInteger(UInt32.self, "event count of \(system)")
             guard count < 100_000 else { throw c.error("implausible event count \(count) in \(system)") }
             for _ in 0..<count {
+                guard parse else { try c.skipSized(UInt64.self, "\(system) event format"); continue }
                 let at = c.fileOffset
                 parseFormat(try c.readSized(UInt64.self, "\(system) event format"), system: system, at: at)
             }
@@ -471,9 +492,8 @@ public final class TraceDatFile {
     }
 
     private func readKallsyms(_ c: inout ByteCursor) throws {
-        var text = try c.readSized(UInt32.self, "kallsyms")
-        if text.isEmpty { return }
-        text.append(0)
+        let text = try c.readSizedCString(UInt32.self, "kallsyms")
+        if text.count == 1 { return }
         kallsyms = text
         symbols = KernelSymbols(text)
     }
@@ -506,9 +526,8 @@ public final class TraceDatFile {
     /// Reads a sized text block and hands it, NUL-terminated, to a libtraceevent parser.
     private func readText<T: FixedWidthInteger>(_ c: inout ByteCursor, _ sizeType: T.Type, _ what: String,
                                                 _ parse: (OpaquePointer, UnsafePointer<CChar>) -> Int32) throws {
-        var text = try c.readSized(T.self, what)
-        if text.isEmpty { return }
-        text.append(0)
+        let text = try c.readSizedCString(T.self, what)
+        if text.count == 1 { return }
         let rc = text.withUnsafeBufferPointer { buf in
             buf.withMemoryRebound(to: CChar.self) { parse(tep, $0.baseAddress!) }
         }
