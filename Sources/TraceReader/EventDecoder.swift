@@ -82,8 +82,9 @@ struct EventDecoder {
     /// Decodes a record into an event with typed fields; a kernel stack gets its frames symbolized.
     /// - Parameter reuse: a spent event to refill (its record buffer keeps its storage) instead of
     ///   allocating one; the caller guarantees nobody else holds it.
-    mutating func decode(_ rec: UnsafeMutablePointer<tep_record>, cpu: Int, into reuse: RawEvent? = nil) -> RawEvent {
-        let id = tep_data_type(tep, rec)
+    /// - Parameter typeID: the record's type id, when the caller read it already.
+    mutating func decode(_ rec: UnsafeMutablePointer<tep_record>, cpu: Int, typeID: Int32? = nil, into reuse: RawEvent? = nil) -> RawEvent {
+        let id = typeID ?? tep_data_type(tep, rec)
         let pid = tep_data_pid(tep, rec)
         let comm = commName(pid)
         var locator = fileLocator

@@ -335,10 +335,12 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
             }
             unowned(unsafe) let stream = streams[current]
             let cpu = stream.cpu
+            var typeID: Int32?
             if onlyEvents != nil {
                 if cpu >= skippedLast.count { skippedLast += [Bool](repeating: false, count: cpu + 1 - skippedLast.count) }
                 // Skip records nobody asked for undecoded; a stack goes with the event before it.
-                let id = Int(UInt16(truncatingIfNeeded: eventID(of: rec)))
+                typeID = eventID(of: rec)
+                let id = Int(UInt16(truncatingIfNeeded: typeID!))
                 if wanted[id] == 0 { wanted[id] = isWanted(id) ? 1 : 2 }
                 let isStack = id == stackID
                 // A record after lost events is always decoded: it carries the loss.
@@ -353,7 +355,7 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
                 }
                 if !isStack, skippedLast[cpu] { skippedLast[cpu] = false }
             }
-            let event = decoder.decode(rec, cpu: cpu, into: pool.popLast())
+            let event = decoder.decode(rec, cpu: cpu, typeID: typeID, into: pool.popLast())
             guard attachStacks else { return event }
             attacher.add(event, isStack: Int(UInt16(truncatingIfNeeded: event.typeID)) == stackID && event.typeID >= 0)
         }
