@@ -26,6 +26,15 @@ final class RandomAccessFile {
 
     deinit { close(fd) }
 
+    /// Another descriptor for the same file, with the kernel told it will be read in order.
+    /// Each CPU's ring-buffer data gets one: the kernel keeps read-ahead state per open file, and
+    /// two CPUs' streams read in turn through one descriptor look like random reads to it.
+    func sequentialTwin() -> RandomAccessFile? {
+        guard let twin = try? RandomAccessFile(path: path) else { return nil }
+        _ = posix_fadvise(twin.fd, 0, 0, POSIX_FADV_SEQUENTIAL)
+        return twin
+    }
+
     /// Reads up to `count` bytes at `offset` into `buffer` (resized); returns how many were read.
     @discardableResult
     func read(at offset: UInt64, count: Int, into buffer: inout [UInt8]) -> Int {

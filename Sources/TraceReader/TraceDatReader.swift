@@ -8,6 +8,8 @@ import HeapModule
 final class CPUStream {
     let cpu: Int
     private let dat: TraceDatFile
+    /// This CPU's own descriptor of the file (read-ahead works per descriptor).
+    private let file: RandomAccessFile
     private let pageSize: Int
     private let compressed: Bool
     private let kbuf: OpaquePointer
@@ -36,6 +38,7 @@ final class CPUStream {
     init(dat: TraceDatFile, data: TraceDatFile.CPUData, pageSize: Int, compressed: Bool) {
         self.cpu = data.cpu
         self.dat = dat
+        file = dat.file.sequentialTwin() ?? dat.file
         self.pageSize = pageSize
         self.compressed = compressed
         let longSize = tep_get_header_page_size(dat.tep) == 4 ? KBUFFER_LSIZE_4 : KBUFFER_LSIZE_8
@@ -50,7 +53,7 @@ final class CPUStream {
             end = data.offset &+ data.size &+ 4
             if data.size == 0 {
                 finished = true
-            } else if let bytes = try? dat.file.readExactly(at: fileOffset, count: 4, what: "chunk count") {
+            } else if let bytes = try? file.readExactly(at: fileOffset, count: 4, what: "chunk count") {
                 var c = ByteCursor(bytes, base: fileOffset, file: dat.path, bigEndian: dat.bigEndian)
                 chunksLeft = Int((try? c.readInteger(UInt32.self, "chunk count")) ?? 0)
                 fileOffset += 4
@@ -86,7 +89,7 @@ final class CPUStream {
             guard chunksLeft > 0 else { return false }
             chunksLeft -= 1
             let at = fileOffset
-            guard let head = try? dat.file.readExactly(at: at, count: 8, what: "chunk header") else {
+            guard let head = try? file.readExactly(at: at, count: 8, what: "chunk header") else {
                 dat.warn(at, "CPU \(cpu): truncated compressed data: expected a chunk header (\(chunksLeft + 1) chunks left)")
                 return false
             }
@@ -97,7 +100,7 @@ final class CPUStream {
                 dat.warn(at, "CPU \(cpu): corrupt chunk header (compressed \(csize), uncompressed \(usize) bytes): expected a whole number of \(pageSize)-byte pages")
                 return false
             }
-            let n = dat.file.read(at: at + 8, count: csize, into: &compressedScratch)
+            let n = file.read(at: at + 8, count: csize, into: &compressedScratch)
             guard n == csize else {
                 dat.warn(at + 8, "CPU \(cpu): truncated compressed chunk: expected \(csize) bytes, found \(n)")
                 return false
@@ -121,7 +124,7 @@ final class CPUStream {
                 dat.warn(fileOffset, "CPU \(cpu): truncated page: expected \(pageSize) bytes, found \(want)")
                 return false
             }
-            let n = dat.file.read(at: fileOffset, count: pages * pageSize, toPointer: block)
+            let n = file.read(at: fileOffset, count: pages * pageSize, toPointer: block)
             guard n == pages * pageSize else {
                 dat.warn(fileOffset + UInt64(n), "CPU \(cpu): truncated data: read \(n) of \(pages * pageSize) bytes")
                 blockPages = n / pageSize
