@@ -5,18 +5,23 @@ import Dispatch
 /// distribution kernel's ~100,000 lines took ~45 ms at open, before any record was read, and a
 /// separate handle lets the reader go on with the main one meanwhile.
 final class KernelSymbols: @unchecked Sendable {
-    private let tep: OpaquePointer?
+    /// The handle and the parse's result: all the parsing thread holds. It must not hold the
+    /// `KernelSymbols`, whose deinit waits for the parse: when the last reference went with the
+    /// parsing block, that deinit would run on the parsing thread and wait for itself.
+    private final class Parse: @unchecked Sendable {
+        let tep = tep_alloc()
+        /// Written by the parsing thread before it leaves `done`.
+        var rc: Int32 = -1
+    }
+    private let parse = Parse()
     private let done = DispatchGroup()
-    /// Written by the parsing thread before it leaves `done`.
-    private var rc: Int32 = 0
 
     /// - Parameter text: kallsyms, NUL-terminated.
     init(_ text: [UInt8]) {
-        tep = tep_alloc()
-        guard tep != nil else { rc = -1; return }
-        DispatchQueue.global().async(group: done) { [self] in
-            guard let tep else { return }
-            rc = text.withUnsafeBufferPointer { buf in
+        let parse = self.parse
+        DispatchQueue.global().async(group: done) {
+            guard let tep = parse.tep else { return }
+            parse.rc = text.withUnsafeBufferPointer { buf in
                 buf.withMemoryRebound(to: CChar.self) { tep_parse_kallsyms(tep, $0.baseAddress!) }
             }
             // The first lookup sorts the table: do that here too.
@@ -26,19 +31,19 @@ final class KernelSymbols: @unchecked Sendable {
 
     deinit {
         done.wait()
-        if let tep { tep_free(tep) }
+        if let tep = parse.tep { tep_free(tep) }
     }
 
     /// Whether libtraceevent parsed it (waits for the parse).
     var parsed: Bool {
         done.wait()
-        return rc == 0
+        return parse.rc == 0
     }
 
     /// The function an address is in, and its start (waits for the parse).
     func function(at address: UInt64) -> (name: UnsafePointer<CChar>, start: UInt64)? {
         done.wait()
-        guard let tep, let name = tep_find_function(tep, address) else { return nil }
+        guard let tep = parse.tep, let name = tep_find_function(tep, address) else { return nil }
         return (name, tep_find_function_address(tep, address))
     }
 }
@@ -88,11 +93,20 @@ public final class TraceDatFile {
     /// What went wrong reading the file. Waits for the background kallsyms parse, whose
     /// failure is counted here.
     public var anomalies: Anomalies {
-        var a = recordedAnomalies
-        if let symbols, !symbols.parsed { a.count("kallsyms not parsed by libtraceevent", .error, at: path) }
+        guard let symbols, !symbols.parsed else { return recordedAnomalies }
+        // In the place it would have had, had the parse not run in the background.
+        var a = Anomalies()
+        for (i, e) in recordedAnomalies.entries.enumerated() {
+            if i == kallsymsAnomalyIndex { a.count("kallsyms not parsed by libtraceevent", .error, at: path) }
+            a.count(e.name, e.severity, by: e.count, at: e.firstSeen)
+        }
+        if kallsymsAnomalyIndex >= recordedAnomalies.entries.count {
+            a.count("kallsyms not parsed by libtraceevent", .error, at: path)
+        }
         return a
     }
     var recordedAnomalies = Anomalies()
+    private var kallsymsAnomalyIndex = 0
     /// Nanoseconds added to every timestamp (the OFFSET option).
     var timestampOffset: Int64 = 0
     /// TSC2NSEC conversion: (mult, shift, offset).
@@ -343,7 +357,10 @@ public final class TraceDatFile {
         case .headerInfo: var s = try section(at: try d.readInteger(UInt64.self, "section offset"), expecting: id, "header info"); try readHeaderInfo(&s)
         case .ftraceEvents: var s = try section(at: try d.readInteger(UInt64.self, "section offset"), expecting: id, "ftrace events"); try readFtraceEvents(&s)
         case .eventFormats: var s = try section(at: try d.readInteger(UInt64.self, "section offset"), expecting: id, "event formats"); try readEventFormats(&s)
-        case .kallsyms: var s = try section(at: try d.readInteger(UInt64.self, "section offset"), expecting: id, "kallsyms"); try readKallsyms(&s)
+        case .kallsyms:
+            let at = try d.readInteger(UInt64.self, "section offset")
+            var s = try section(at: at, expecting: id, "kallsyms")
+            try readKallsyms(&s, section: at)
         case .printk: var s = try section(at: try d.readInteger(UInt64.self, "section offset"), expecting: id, "printk formats"); try readPrintk(&s)
         case .cmdlines: var s = try section(at: try d.readInteger(UInt64.self, "section offset"), expecting: id, "cmdlines"); try readCmdlines(&s)
         case .bufferText:
@@ -491,15 +508,20 @@ public final class TraceDatFile {
         }
     }
 
-    private func readKallsyms(_ c: inout ByteCursor) throws {
+    /// - Parameter section: the v7 section the cursor reads, nil when it reads the file itself.
+    private func readKallsyms(_ c: inout ByteCursor, section: UInt64? = nil) throws {
+        let at = c.fileOffset
         let text = try c.readSizedCString(UInt32.self, "kallsyms")
         if text.count == 1 { return }
-        kallsyms = text
+        kallsymsAt = section.map { .section($0) } ?? .file(at)
+        kallsymsAnomalyIndex = recordedAnomalies.entries.count
         symbols = KernelSymbols(text)
     }
 
-    /// kallsyms as the file holds it, NUL-terminated, until the main handle parses it.
-    private var kallsyms: [UInt8]?
+    /// Where kallsyms is, until the main handle has it: it is megabytes, read again from the
+    /// file when printing first needs it rather than held for a print that may never come.
+    private enum KallsymsLocation { case file(UInt64), section(UInt64) }
+    private var kallsymsAt: KallsymsLocation?
     /// kallsyms parsed in the background into a handle of its own: what stack frames are
     /// symbolized from.
     private(set) var symbols: KernelSymbols?
@@ -508,8 +530,17 @@ public final class TraceDatFile {
     /// `%pS`) looks up there. Parsed on first use: analysis symbolizes from `symbols` and never
     /// prints most events.
     func loadKallsymsForPrinting() {
-        guard let text = kallsyms else { return }
-        kallsyms = nil
+        guard let location = kallsymsAt else { return }
+        kallsymsAt = nil
+        var c: ByteCursor
+        switch location {
+        case .file(let at): c = ByteCursor(file: file, at: at, bigEndian: bigEndian)
+        case .section(let at):
+            guard let s = try? section(at: at, expecting: Option.kallsyms.rawValue, "kallsyms") else { return }
+            c = s
+        }
+        // Read once already: it was whole then, and the file has not changed since.
+        guard let text = try? c.readSizedCString(UInt32.self, "kallsyms") else { return }
         text.withUnsafeBufferPointer { buf in
             buf.withMemoryRebound(to: CChar.self) { _ = tep_parse_kallsyms(tep, $0.baseAddress!) }
         }
