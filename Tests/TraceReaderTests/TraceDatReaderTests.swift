@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TestSupport
 import XCTest
 @testable import TraceReader
@@ -42,6 +43,27 @@ final class TraceDatReaderTests: XCTestCase {
         let recorded = try String(contentsOfFile: TestPaths.sample("guest-process_vm/guest-kernel-version.txt"), encoding: .utf8)
         XCTAssertEqual(dat.info.kernelRelease, "6.1.0-56-amd64")
         XCTAssertTrue(recorded.contains(dat.info.kernelRelease!))
+    }
+
+    /// kallsyms is parsed on a background thread. A file dropped while that runs must not leave
+    /// the thread waiting for itself: before the fix, each such drop kept one dispatch worker
+    /// forever, and a few dozen of them left no thread for the next parse, so this loop hung.
+    func testFilesDroppedWhileKallsymsIsParsedDoNotHang() throws {
+        let path = TestPaths.sample("guest-process_vm/trace-v7zstd.dat")
+        let finished = DispatchSemaphore(value: 0)
+        let failure = Mutex<Error?>(nil)
+        Thread.detachNewThread {
+            do {
+                for _ in 0..<200 { _ = try TraceDatFile(path: path) }
+                let dat = try TraceDatFile(path: path)
+                XCTAssertEqual(dat.symbols?.parsed, true)
+            } catch {
+                failure.withLock { $0 = error }
+            }
+            finished.signal()
+        }
+        XCTAssertEqual(finished.wait(timeout: .now() + 120), .success, "opening and dropping trace.dat files hung")
+        if let error = failure.withLock({ $0 }) { throw error }
     }
 
     /// The zlib and zstd forms of one capture decode to the same events, stacks attached.
