@@ -155,7 +155,11 @@ public final class Analyzer {
         guard prefiltered || options.userMap != nil || Vocabulary.consumedEventNames.contains(e.name) else { return }
         let calibrated = vocabulary.identity.vmemmapBase != nil
         vocabulary.map(e, extracted: extracted, into: &pending)
-        for pe in pending { handle(pe) }
+        // The page events stay in `pending` until recycled: handle them without a retain and a
+        // release of each (and of the array) per event.
+        pending.withUnsafeBufferPointer { events in
+            for i in events.indices { Unmanaged.passUnretained(events[i])._withUnsafeGuaranteedRef { handle($0) } }
+        }
         vocabulary.recycle(&pending)
         if !calibrated, vocabulary.identity.vmemmapBase != nil {
             let identity = vocabulary.identity
