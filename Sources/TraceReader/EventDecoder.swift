@@ -18,18 +18,16 @@ struct EventDecoder {
     private let seq: UnsafeMutablePointer<trace_seq>
 
     final class EventType {
-        let system: String
-        let name: String
         let layout: RecordLayout
+        var system: String { layout.system }
+        var name: String { layout.name }
         /// `kernel_stack`'s `size` and `caller` fields.
         let stackFields: (size: Int, caller: Int)?
         /// Decode also the payload as the event's print format renders it.
         var printPayload = false
-        init(system: String, name: String, layout: RecordLayout) {
-            self.system = system
-            self.name = name
+        init(layout: RecordLayout) {
             self.layout = layout
-            if system == "ftrace", name == "kernel_stack", let size = layout.index(of: "size"), let caller = layout.index(of: "caller") {
+            if layout.system == "ftrace", layout.name == "kernel_stack", let size = layout.index(of: "size"), let caller = layout.index(of: "caller") {
                 stackFields = (size, caller)
             } else {
                 stackFields = nil
@@ -72,8 +70,8 @@ struct EventDecoder {
             }
             free(list)
         }
-        let t = EventType(system: String(cString: e.pointee.system), name: String(cString: e.pointee.name),
-                          layout: RecordLayout(specs, bigEndian: dat.bigEndian))
+        let t = EventType(layout: RecordLayout(system: String(cString: e.pointee.system), name: String(cString: e.pointee.name),
+                                               specs, bigEndian: dat.bigEndian))
         t.printPayload = printedEvents.contains(t.name)
         types[slot] = t
         return t
@@ -102,8 +100,8 @@ struct EventDecoder {
             anomalies.count("record shorter than its format", .error, at: "\(locator) (\(t.name))")
         }
         let e = reuse ?? RawEvent(timestampNs: 0, cpu: 0, pid: 0, comm: "", system: "", name: "", locator: locator)
-        e.refill(timestampNs: rec.pointee.ts, cpu: cpu, pid: pid, comm: comm, system: t.system, name: t.name,
-                 lostBefore: lost, locator: locator, typeID: id, record: data, size: size, layout: t.layout)
+        e.refill(timestampNs: rec.pointee.ts, cpu: cpu, pid: pid, comm: comm, lostBefore: lost, locator: locator,
+                 typeID: id, record: data, size: size, layout: t.layout)
         if let (sizeField, callerField) = t.stackFields {
             let count = t.layout.value(sizeField, data, size: size)?.unsignedValue ?? 0
             let callerOffset = t.layout.specs[callerField].offset

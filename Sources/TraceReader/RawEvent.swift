@@ -227,11 +227,11 @@ public final class RawEvent: @unchecked Sendable {
     deinit { record?.deallocate() }
 
     /// Makes a spent event a new one, as `init` would, with a binary record of `size` bytes at
-    /// `data` read through `layout`, except that the record buffer keeps its storage. Only for
-    /// an event nobody else holds: readers recycle those instead of allocating.
-    func refill(timestampNs: UInt64, cpu: Int, pid: Int32, comm: String, system: String, name: String,
-                lostBefore: UInt64?, locator: TraceLocator, typeID: Int32,
-                record data: UnsafeRawPointer, size: Int, layout: RecordLayout) {
+    /// `data` of the type `layout` describes (its system and name too), except that the record
+    /// buffer keeps its storage. Only for an event nobody else holds: readers recycle those
+    /// instead of allocating.
+    func refill(timestampNs: UInt64, cpu: Int, pid: Int32, comm: String, lostBefore: UInt64?, locator: TraceLocator,
+                typeID: Int32, record data: UnsafeRawPointer, size: Int, layout: RecordLayout) {
         self.timestampNs = timestampNs
         self.cpu = cpu
         self.pid = pid
@@ -240,8 +240,8 @@ public final class RawEvent: @unchecked Sendable {
         // The same layout object is the same type of the same reader: its names are already
         // these (most recycled events are of the type they were).
         if layout !== self.layout {
-            self.system = system
-            self.name = name
+            system = layout.system
+            name = layout.name
             self.layout = layout
         }
         if !storedFields.isEmpty { storedFields = [] }

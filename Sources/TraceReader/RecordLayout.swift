@@ -1,6 +1,6 @@
-/// Where each field of one event type sits in its binary record, as libtraceevent parsed the
-/// event's format (`tep_format_field`): offset, size, and whether it is a string, an array, a
-/// dynamic (`__data_loc`) field, signed.
+/// One event type of a binary trace: its system and name, and where each field sits in its
+/// records, as libtraceevent parsed the event's format (`tep_format_field`): offset, size, and
+/// whether it is a string, an array, a dynamic (`__data_loc`) field, signed.
 ///
 /// A trace.dat event keeps its record bytes and this layout, and a field is read when asked for
 /// (`RawEvent[field:]`): analysis reads two or three fields of an event with ten, and building
@@ -19,13 +19,17 @@ public final class RecordLayout: @unchecked Sendable {
         let isSigned: Bool
     }
 
+    let system: String
+    let name: String
     let specs: [Spec]
     /// The records' byte order differs from this machine's.
     private let swapBytes: Bool
     /// The record size every fixed field fits in.
     let minimumSize: Int
 
-    init(_ specs: [Spec], bigEndian: Bool) {
+    init(system: String, name: String, _ specs: [Spec], bigEndian: Bool) {
+        self.system = system
+        self.name = name
         self.specs = specs
         swapBytes = bigEndian != (UInt16(1).bigEndian == 1)
         minimumSize = specs.map { $0.isDynamic ? $0.offset + 4 : $0.offset + $0.size }.max() ?? 0
