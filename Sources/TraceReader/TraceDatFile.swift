@@ -199,7 +199,13 @@ public final class TraceDatFile {
         try readHeaderInfo(&c)
         try readFtraceEvents(&c)
         try readEventFormats(&c)
-        if kallsymsStarted { c = ahead } else { try readKallsyms(&c) }
+        if kallsymsStarted {
+            // Its anomaly, if any, goes after those of the formats, as when it is read in order.
+            kallsymsAnomalyIndex = recordedAnomalies.entries.count
+            c = ahead
+        } else {
+            try readKallsyms(&c)
+        }
         try readPrintk(&c)
         try readCmdlines(&c)
         cpuCount = Int(try c.readInteger(UInt32.self, "CPU count"))

@@ -219,7 +219,7 @@ public struct Vocabulary {
 
     /// Maps one raw event to zero or more page events, appended to `out`.
     /// - Parameter extracted: `Extractor`'s result for the event, when it ran already.
-    mutating func map(_ e: RawEvent, extracted: Extracted? = nil, into out: inout [PageEvent]) {
+    mutating func map(_ e: RawEvent, extracted: Extracted?, into out: inout [PageEvent]) {
         let (handler, name) = handler(for: e)
         let x = extracted ?? Self.extract(e, handler)
         // What identity learns from the event, whatever the profiles; the page event below
@@ -276,7 +276,7 @@ public struct Vocabulary {
             let refs = Int(e.s("refs") ?? 1)
             let pin = foll != nil ? isPin(flags) : gupCalls[e.pid]?.api.hasPrefix("pin_user_pages") ?? false
             let pe = event(name: name, kind: pin ? .pin : .get, from: e, page: .pointer(page), refs: refs,
-                               gupFlags: flags, mapping: e.u("mapping"), index: e.u("index"))
+                           gupFlags: flags, mapping: e.u("mapping"), index: e.u("index"))
             readPageFields(e, into: pe)
             if let call = gupCalls[e.pid] {
                 pe.call = call.api
@@ -295,7 +295,7 @@ public struct Vocabulary {
             let unpin = foll != nil ? isPin(flags)
                 : dirtyCalls[e.pid].map { $0.source == .pinRelease && e.timestampNs &- $0.startNs < wrapperWindowNs } ?? false
             let pe = event(name: name, kind: unpin ? .unpin : .put, from: e, page: .pointer(folio),
-                               refs: Int(e.s("refs") ?? 1), gupFlags: flags, mapping: e.u("mapping"), index: e.u("index"))
+                           refs: Int(e.s("refs") ?? 1), gupFlags: flags, mapping: e.u("mapping"), index: e.u("index"))
             readPageFields(e, into: pe)
             if let d = dirtyCalls[e.pid], e.timestampNs &- d.startNs < wrapperWindowNs { pe.call = d.api }
             out.append(pe)
@@ -364,7 +364,7 @@ public struct Vocabulary {
         case .notifierRange:
             guard kprobesOn, let mm = e.u("mm"), let start = e.u("start"), let end = e.u("end") else { return }
             let pe = event(name: name, kind: name.hasSuffix("start") ? .invalidateStart : .invalidateEnd, from: e,
-                               page: .range(mm: mm, start: start, end: end))
+                           page: .range(mm: mm, start: start, end: end))
             pe.detail = e.u("event").map { "event \($0)" }
             out.append(pe)
             count(.kprobes)
@@ -373,7 +373,7 @@ public struct Vocabulary {
         case .filemapAdd, .filemapDelete:
             guard tracepointsOn, let pfn = file.pfn else { return miss(e) }
             let pe = event(name: name, kind: handler == .filemapAdd ? .cacheAdd : .cacheDelete, from: e,
-                               page: .pfn(pfn), index: file.index)
+                           page: .pfn(pfn), index: file.index)
             pe.ino = file.ino
             pe.dev = file.dev
             out.append(pe)
