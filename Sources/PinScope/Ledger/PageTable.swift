@@ -131,10 +131,11 @@ extension HashTable: Sendable where Key: Sendable, Value: Sendable {}
 extension HashTable.Slot: Sendable where Key: Sendable, Value: Sendable {}
 
 extension HashTable: Sequence {
-    public func makeIterator() -> AnyIterator<(key: Key, value: Value)> {
-        var i = 0
-        let slots = self.slots
-        return AnyIterator {
+    public struct Iterator: IteratorProtocol {
+        fileprivate let slots: [Slot?]
+        fileprivate var i = 0
+
+        public mutating func next() -> (key: Key, value: Value)? {
             while i < slots.count {
                 defer { i += 1 }
                 if let slot = slots[i] { return (slot.key, slot.value) }
@@ -142,4 +143,6 @@ extension HashTable: Sequence {
             return nil
         }
     }
+
+    public func makeIterator() -> Iterator { Iterator(slots: slots) }
 }
