@@ -42,7 +42,7 @@ final class ReadAhead<Extract>: @unchecked Sendable {
     private var position = 0
     private var drained = false
 
-    init(_ source: RawEventSource, batchSize: Int = 512, depth: Int = 2, prepare: @escaping (RawEvent) -> Extract) {
+    init(_ source: RawEventSource, batchSize: Int = 1024, depth: Int = 2, prepare: @escaping (RawEvent) -> Extract) {
         self.source = source
         self.prepare = prepare
         self.batchSize = batchSize
