@@ -149,12 +149,16 @@ public final class TextTraceReader: RawEventSource, EventFiltering {
         anomalies.count("unparsable line", .error, at: place)
     }
 
+    /// The fields of the line being parsed.
+    private var lineFields: [Field] = []
+
     private func event(_ l: UnsafeBufferPointer<UInt8>, _ ev: TextLineScanner.EventLine) {
         if firstEventHadFlags == nil { firstEventHadFlags = ev.flags != nil }
-        var fields: [Field] = []
-        fields.reserveCapacity(8)
+        // An event keeps the array it is given: the next line's fields then go to a new one. A
+        // skipped line parses none, and allocates nothing.
+        if !lineFields.isEmpty { lineFields.removeAll(keepingCapacity: true) }
         let filter = onlyEvents != nil && pendingLost.isEmpty && pendingLostAnyCPU == nil
-        let body = payloads.parse(l, body: ev.body, fields: &fields, filter: filter)
+        let body = payloads.parse(l, body: ev.body, fields: &lineFields, filter: filter)
         if filter {
             let cpu = ev.cpu
             switch body {
@@ -206,7 +210,7 @@ public final class TextTraceReader: RawEventSource, EventFiltering {
         case .event(let system, let name, let payloadStart, let typeID):
             parsedLines += 1
             let e = RawEvent(timestampNs: ev.timestampNs, cpu: ev.cpu, pid: ev.pid, tgid: ev.tgid,
-                             comm: payloads.intern(l, ev.comm), system: system, name: name, fields: fields,
+                             comm: payloads.intern(l, ev.comm), system: system, name: name, fields: lineFields,
                              payload: S.string(l, payloadStart..<max(payloadStart, trimmedEnd(l))),
                              locator: locator, typeID: typeID)
             if !pendingLost.isEmpty || pendingLostAnyCPU != nil { e.lostBefore = takeLost(cpu: ev.cpu) }
