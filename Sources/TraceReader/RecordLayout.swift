@@ -5,7 +5,7 @@
 /// A trace.dat event keeps its record bytes and this layout, and a field is read when asked for
 /// (`RawEvent[field:]`): analysis reads two or three fields of an event with ten, and building
 /// every value (strings included) for every event was a third of the reading thread's work.
-public final class RecordLayout: @unchecked Sendable {
+final class RecordLayout: @unchecked Sendable {
     struct Spec {
         let name: String
         let offset: Int
