@@ -94,18 +94,22 @@ struct ByteCursor {
         return Array(bytes[position..<position + count])
     }
 
-    /// Reads a size field and then that many bytes.
-    mutating func readSized<T: FixedWidthInteger>(_ sizeType: T.Type, _ what: String) throws -> [UInt8] {
+    /// Reads the size field of a sized block (at most 2 GiB).
+    private mutating func readSize<T: FixedWidthInteger>(_ sizeType: T.Type, _ what: String) throws -> Int {
         let size = try readInteger(T.self, "size of \(what)")
         guard UInt64(size) <= UInt64(Int32.max) else { throw error("implausible size \(size) for \(what)") }
-        return try readBytes(Int(size), what)
+        return Int(size)
+    }
+
+    /// Reads a size field and then that many bytes.
+    mutating func readSized<T: FixedWidthInteger>(_ sizeType: T.Type, _ what: String) throws -> [UInt8] {
+        try readBytes(try readSize(T.self, what), what)
     }
 
     /// Reads a size field and moves past that many bytes, unread.
     mutating func skipSized<T: FixedWidthInteger>(_ sizeType: T.Type, _ what: String) throws {
-        let size = try readInteger(T.self, "size of \(what)")
-        guard UInt64(size) <= UInt64(Int32.max) else { throw error("implausible size \(size) for \(what)") }
-        seek(to: fileOffset + UInt64(size))
+        let count = try readSize(T.self, what)
+        seek(to: fileOffset + UInt64(count))
     }
 
     /// Reads a size field and then that many bytes, with a NUL after them for a C parser. One
@@ -113,9 +117,7 @@ struct ByteCursor {
     /// is megabytes, and copying it through the window and again to append the NUL was most of
     /// the time a trace.dat took to open.
     mutating func readSizedCString<T: FixedWidthInteger>(_ sizeType: T.Type, _ what: String) throws -> [UInt8] {
-        let size = try readInteger(T.self, "size of \(what)")
-        guard UInt64(size) <= UInt64(Int32.max) else { throw error("implausible size \(size) for \(what)") }
-        let count = Int(size)
+        let count = try readSize(T.self, what)
         let inWindow = bytes.count - position
         let at = fileOffset
         var have = 0

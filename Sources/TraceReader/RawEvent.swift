@@ -109,22 +109,13 @@ public func parseUnsigned(_ text: Substring, radix: Int) -> UInt64? {
 }
 
 /// The value of 1 to 16 (hex) or 19 (decimal) digits, nil when there is anything else (the
-/// caller then asks the generic parser, for the same answer).
+/// caller then asks the generic parser, for the same answer). The text scanner's digit readers;
+/// its hex reader also takes a `0x` prefix, which the generic parser with a radix does not.
 @inline(__always)
 private func plainDigits(_ bytes: UnsafeBufferPointer<UInt8>, radix: Int) -> UInt64? {
-    guard !bytes.isEmpty, bytes.count <= (radix == 16 ? 16 : 19) else { return nil }
-    var value: UInt64 = 0
-    for b in bytes {
-        let digit: UInt64
-        switch b {
-        case 0x30...0x39: digit = UInt64(b &- 0x30)
-        case 0x61...0x66 where radix == 16: digit = UInt64(b &- 0x61 &+ 10)
-        case 0x41...0x46 where radix == 16: digit = UInt64(b &- 0x41 &+ 10)
-        default: return nil
-        }
-        value = value &* UInt64(radix) &+ digit
-    }
-    return value
+    guard radix == 16 else { return TextLineScanner.decimal(bytes, 0, bytes.count) }
+    if bytes.count > 2, bytes[0] == 0x30, bytes[1] | 0x20 == 0x78 { return nil }
+    return TextLineScanner.hex(bytes, 0, bytes.count)
 }
 
 public func parseKernelInteger(_ text: String, hex: Bool = false) -> UInt64? {
@@ -263,12 +254,17 @@ public final class RawEvent: @unchecked Sendable {
         if let layout, let record {
             return layout.index(of: name).flatMap { layout.value($0, record, size: recordSize) }
         }
-        // Lengths first: most names asked for differ in length from most fields, and a length
-        // is one load where a string comparison is a call.
-        let length = name.utf8.count
-        for f in storedFields where f.name.utf8.count == length && f.name == name { return f.value }
-        return nil
+        return position(named: name, in: storedFields, { $0.name }).map { storedFields[$0].value }
     }
+}
+
+/// Position of the first element named `name` (fields by name, per event).
+@inline(__always)
+func position<C: RandomAccessCollection>(named name: String, in items: C, _ nameOf: (C.Element) -> String) -> C.Index? {
+    // Lengths first: most names asked for differ in length from most fields, and a length is
+    // one load where a string comparison is a call.
+    let length = name.utf8.count
+    return items.indices.first { nameOf(items[$0]).utf8.count == length && nameOf(items[$0]) == name }
 }
 
 /// Facts about a trace as a whole.

@@ -36,13 +36,7 @@ final class RecordLayout: @unchecked Sendable {
     }
 
     /// Position of the field named `name`, if the type has one.
-    func index(of name: String) -> Int? {
-        // Lengths first: most names asked for differ in length from most fields, and a length
-        // is one load where a string comparison is a call.
-        let length = name.utf8.count
-        for i in specs.indices where specs[i].name.utf8.count == length && specs[i].name == name { return i }
-        return nil
-    }
+    func index(of name: String) -> Int? { position(named: name, in: specs, { $0.name }) }
 
     /// Every field present in a record, in format order.
     func fields(_ data: UnsafeRawPointer, size: Int) -> [Field] {

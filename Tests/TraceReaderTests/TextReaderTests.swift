@@ -81,7 +81,7 @@ final class TextReaderTests: XCTestCase {
     func testIntegerParsingAgreesWithTheGenericParser() {
         let inputs = ["0", "7", "42", "007", "1234567890123456789", "18446744073709551615", "18446744073709551616",
                       "99999999999999999999", "ff", "FF", "7fffffffffffffff", "ffffffffffffffff", "10000000000000000",
-                      "0x", "0x0", "0x7b", "0X7B", "0xffffffffffffffff", "0x10000000000000000", "0x1g", "+5", "-0", "-5",
+                      "0x", "0x0", "0x7b", "0X7B", "0xffffffffffffffff", "0x10000000000000000", "0x1g", "0x0x5", "+5", "-0", "-5",
                       "", " 5", "5 ", "12a", "0b1", "0xdeadbeef"]
         for text in inputs {
             for hex in [false, true] {

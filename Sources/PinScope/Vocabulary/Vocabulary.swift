@@ -145,22 +145,25 @@ public struct Vocabulary {
     }()
 
     /// Handlers by the reader's type id, with the name they were looked up for (`key`, the
-    /// reader's own string, so the check is an identity compare) and the vocabulary's own copy
-    /// of it (`own`), which the page events carry: a string the reading thread also retains and
-    /// releases for every event costs both threads a contended reference count.
-    private var handlerByType = DenseTable<(key: String, own: String, handler: Handler?)>()
+    /// reader's own string, so the check is an identity compare) and the cache's own copy of it
+    /// (`own`), which the page events carry: a string the reading thread also retains and
+    /// releases for every event costs both threads a contended reference count. One per thread.
+    struct HandlerCache {
+        private var byType = DenseTable<(key: String, own: String, handler: Handler?)>()
 
-    /// The handler for an event's name and the name to give its page events: looked up once per
-    /// type id, not hashed per event.
-    private mutating func handler(for e: RawEvent) -> (handler: Handler?, name: String) {
-        let id = Int(e.typeID)
-        guard id >= 0, id < 1 << 16 else { return (Self.handlers[e.name], e.name) }
-        if let cached = handlerByType[id], cached.key == e.name { return (cached.handler, cached.own) }
-        let handler = Self.handlers[e.name]
-        let own = String(decoding: Array(e.name.utf8), as: UTF8.self)
-        handlerByType[id] = (e.name, own, handler)
-        return (handler, own)
+        /// The handler for an event's name and the name to give its page events: looked up
+        /// once per type id, not hashed per event.
+        mutating func lookup(_ e: RawEvent) -> (handler: Handler?, name: String) {
+            let id = Int(e.typeID)
+            guard id >= 0, id < 1 << 16 else { return (Vocabulary.handlers[e.name], e.name) }
+            if let cached = byType[id], cached.key == e.name { return (cached.handler, cached.own) }
+            let handler = Vocabulary.handlers[e.name]
+            let own = String(decoding: Array(e.name.utf8), as: UTF8.self)
+            byType[id] = (e.name, own, handler)
+            return (handler, own)
+        }
     }
+    private var handlerCache = HandlerCache()
 
     /// Maps one raw event to zero or more page events.
     public mutating func map(_ e: RawEvent, _ emit: (PageEvent) -> Void) {
@@ -202,16 +205,9 @@ public struct Vocabulary {
     /// `extract` for a reading thread, with its own handler cache by type id (the vocabulary's
     /// belongs to the analysis thread).
     final class Extractor: @unchecked Sendable {
-        private var handlerByType = DenseTable<(key: String, handler: Handler?)>()
+        private var handlers = HandlerCache()
 
-        func callAsFunction(_ e: RawEvent) -> Extracted {
-            let id = Int(e.typeID)
-            guard id >= 0, id < 1 << 16 else { return Vocabulary.extract(e, Vocabulary.handlers[e.name]) }
-            if let cached = handlerByType[id], cached.key == e.name { return Vocabulary.extract(e, cached.handler) }
-            let handler = Vocabulary.handlers[e.name]
-            handlerByType[id] = (e.name, handler)
-            return Vocabulary.extract(e, handler)
-        }
+        func callAsFunction(_ e: RawEvent) -> Extracted { Vocabulary.extract(e, handlers.lookup(e).handler) }
     }
 
     /// Maps one raw event to zero or more page events, appended to `out`.
@@ -220,7 +216,7 @@ public struct Vocabulary {
     /// Maps one raw event to zero or more page events, appended to `out`.
     /// - Parameter extracted: `Extractor`'s result for the event, when it ran already.
     mutating func map(_ e: RawEvent, extracted: Extracted?, into out: inout [PageEvent]) {
-        let (handler, name) = handler(for: e)
+        let (handler, name) = handlerCache.lookup(e)
         let x = extracted ?? Self.extract(e, handler)
         // What identity learns from the event, whatever the profiles; the page event below
         // reuses the fields read for it.
