@@ -16,6 +16,8 @@ struct EventDecoder {
     /// Per type id (a u16 in the record header), looked up once.
     private var types = [EventType?](repeating: nil, count: 1 << 16)
     private let seq: UnsafeMutablePointer<trace_seq>
+    /// Symbolizes the stacks of this file's events when they are read.
+    private let symbolizer: StackSymbolizer
 
     final class EventType {
         let layout: RecordLayout
@@ -43,6 +45,7 @@ struct EventDecoder {
         self.dat = dat
         self.tep = dat.tep
         fileLocator = TraceLocator(file: dat.path)
+        symbolizer = StackSymbolizer(symbols: dat.symbols)
         seq = UnsafeMutablePointer<trace_seq>.allocate(capacity: 1)
         trace_seq_init(seq)
     }
@@ -77,7 +80,8 @@ struct EventDecoder {
         return t
     }
 
-    /// Decodes a record into an event with typed fields; a kernel stack gets its frames symbolized.
+    /// Decodes a record into an event with typed fields; a kernel stack keeps its addresses, to be
+    /// symbolized when read (`RawEvent.stack`).
     /// - Parameter reuse: a spent event to refill (its record buffer keeps its storage) instead of
     ///   allocating one; the caller guarantees nobody else holds it.
     /// - Parameter typeID: the record's type id, when the caller read it already.
@@ -108,12 +112,12 @@ struct EventDecoder {
             let longSize = Int(tep_get_long_size(tep))
             let available = max(0, (size - callerOffset) / longSize)
             let n = min(Int(clamping: count), available)
-            var stack: [StackFrame] = []
-            stack.reserveCapacity(n)
+            var addresses: [UInt64] = []
+            addresses.reserveCapacity(n)
             for i in 0..<n {
-                stack.append(frame(t.layout.number(data + callerOffset + i * longSize, longSize)))
+                addresses.append(t.layout.number(data + callerOffset + i * longSize, longSize))
             }
-            e.stack = stack
+            e.kernelStack = KernelStack(addresses: addresses, symbolizer: symbolizer)
         }
         if t.printPayload {
             dat.loadKallsymsForPrinting()
@@ -133,22 +137,6 @@ struct EventDecoder {
         let comm = tep_data_comm_from_pid(tep, pid).map { String(cString: $0) } ?? "<...>"
         lastComm = (pid, comm)
         return comm
-    }
-
-    /// Symbolized return addresses: stacks repeat the same few hundred addresses, and each
-    /// lookup is two binary searches over kallsyms and a new string.
-    private var frames: [UInt64: StackFrame] = [:]
-
-    private mutating func frame(_ addr: UInt64) -> StackFrame {
-        if let f = frames[addr] { return f }
-        let f: StackFrame
-        if let (name, start) = dat.symbols?.function(at: addr) {
-            f = StackFrame(symbol: String(cString: name), offset: addr &- start, address: addr)
-        } else {
-            f = StackFrame(symbol: "0x" + String(addr, radix: 16), address: addr)
-        }
-        if frames.count < 1 << 16 { frames[addr] = f }
-        return f
     }
 
     /// The record printed exactly as `trace-cmd report` (`-R` when raw) prints it.

@@ -13,12 +13,12 @@ struct StackAttacher {
     private var ready = Deque<RawEvent>()
     let limit = 64
 
-    /// Adds an event; `isStack` marks a stack record whose frames are in `event.stack`.
+    /// Adds an event; `isStack` marks a stack record whose frames are its own stack.
     mutating func add(_ event: RawEvent, isStack: Bool) {
         if isStack {
             if let i = pending.lastIndex(where: { $0.event.cpu == event.cpu }),
-               !pending[i].resolved, pending[i].event.stack.isEmpty {
-                pending[i].event.stack = event.stack
+               !pending[i].resolved, !pending[i].event.hasStack {
+                pending[i].event.takeStack(from: event)
                 pending[i].resolved = true
             } else {
                 pending.append(Held(event: event, resolved: true))

@@ -119,7 +119,7 @@ public final class Analyzer {
         let extractor = source is TraceDatReader ? Vocabulary.Extractor() : nil
         let events = ReadAhead(source) { extractor?($0) }
         do {
-            while let (e, x) = try events.next() { analyzer.consume(e, extracted: x) }
+            while try events.next({ analyzer.consume($0, extracted: $1) }) {}
         } catch let e as TraceError {
             // Findings up to the damage, and the damage as a warning.
             damage = e

@@ -64,14 +64,27 @@ final class ReadAhead<Extract>: @unchecked Sendable {
         changed.deallocate()
     }
 
-    /// The next event and what `prepare` gave for it, nil at the end; rethrows the source's
-    /// error after the events before it.
-    func next() throws -> (event: RawEvent, extract: Extract)? {
-        if position < batch.events.count {
-            position += 1
-            return (batch.events[position - 1], batch.extracts[position - 1])
+    /// Hands the next event and what `prepare` gave for it to `body`; false at the end. Rethrows
+    /// the source's error after the events before it.
+    ///
+    /// The event is lent, not returned: the batch holds it until `body` is done, and a returned
+    /// reference cost a retain and a release per event of an object the reading thread wrote last
+    /// (a cache line moving between cores, ~5% of the analysis thread).
+    func next(_ body: (RawEvent, Extract) -> Void) throws -> Bool {
+        if position >= batch.events.count {
+            guard try nextBatch() else { return false }
         }
-        if drained { return nil }
+        let i = position
+        position += 1
+        batch.events.withUnsafeBufferPointer { events in
+            Unmanaged.passUnretained(events[i])._withUnsafeGuaranteedRef { body($0, batch.extracts[i]) }
+        }
+        return true
+    }
+
+    /// Takes the next ready batch, waiting for one; false at the end.
+    private func nextBatch() throws -> Bool {
+        if drained { return false }
         pthread_mutex_lock(mutex)
         while ready.isEmpty && !finished { pthread_cond_wait(changed, mutex) }
         if ready.isEmpty {
@@ -81,14 +94,15 @@ final class ReadAhead<Extract>: @unchecked Sendable {
             drained = true
             batch = Batch()
             if let error { throw error }
-            return nil
+            return false
         }
         spent.append(batch.events)
         batch = ready.removeFirst()
         pthread_cond_broadcast(changed)
         pthread_mutex_unlock(mutex)
-        position = 1
-        return (batch.events[0], batch.extracts[0])
+        // Never empty: the producer hands over only batches with events.
+        position = 0
+        return true
     }
 
     private func produce() {

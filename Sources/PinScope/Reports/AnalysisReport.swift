@@ -181,7 +181,11 @@ public enum AnalysisReport {
             + (a.vmemmapBase.map { "; vmemmap base \(hex($0)) (calibrated)" } ?? ""))
         if !a.byDriver.isEmpty {
             out.append("  by driver:")
-            for (name, g) in a.byDriver.sorted(by: { $0.value.pins + $0.value.gets > $1.value.pins + $1.value.gets }) {
+            // Most references first; ties by name, so the table reads the same on every run (the
+            // dictionary's order changes from run to run).
+            for (name, g) in a.byDriver.sorted(by: {
+                ($0.value.pins + $0.value.gets, $1.key) > ($1.value.pins + $1.value.gets, $0.key)
+            }) {
                 var s = "\(g.pins) pins, \(g.gets) gets"
                 if g.longterm > 0 { s += ", \(g.longterm) long-term" }
                 if g.released > 0 { s += ", mean \(durationText(g.totalNs / UInt64(g.released))), max \(durationText(g.maxNs))" }

@@ -128,12 +128,45 @@ public final class PageEvent: @unchecked Sendable {
     /// happened in (e.g. `pin_user_pages_remote`) and that call's caller.
     public var api = ""
     public var call: String?
-    public var caller: String?
+    /// The stack's first frame outside the event's own function and the kernel's plumbing,
+    /// found when first read: most page events never have theirs read, and finding it
+    /// symbolizes the stack.
+    public var caller: String? {
+        get {
+            resolveCaller()
+            return storedCaller
+        }
+        set {
+            callerPending = false
+            storedCaller = newValue
+        }
+    }
+    private var storedCaller: String?
+    private var callerPending = false
     public var driver: Attribution?
     public var dirtySource: DirtySource?
     /// The direct-I/O bio a reference belongs to, when the trace ties them.
     public var bio: UInt64?
-    public var stack: [StackFrame] = []
+    /// The raw event's stack (symbolized when first read).
+    public var stack: [StackFrame] {
+        get { kernelStack?.frames ?? storedStack }
+        set {
+            // The caller is the raw event's, whatever stack replaces it.
+            resolveCaller()
+            storedStack = newValue
+            kernelStack = nil
+        }
+    }
+    private var storedStack: [StackFrame] = []
+    private var kernelStack: KernelStack?
+    /// Whether the event has a stack (without symbolizing it).
+    public var hasStack: Bool { kernelStack.map { !$0.addresses.isEmpty } ?? !storedStack.isEmpty }
+
+    private func resolveCaller() {
+        guard callerPending else { return }
+        callerPending = false
+        storedCaller = Attribution.firstInterestingFrame(stack, skipping: api)
+    }
     public var locator = PageEvent.noLocator
     /// The raw event came right after lost events on its CPU.
     public var afterLostEvents = false
@@ -174,8 +207,15 @@ public final class PageEvent: @unchecked Sendable {
         order = nil
         self.api = api ?? name ?? e.name
         call = nil
-        stack = e.stack
-        caller = Attribution.firstInterestingFrame(e.stack, skipping: self.api)
+        if let k = e.kernelStack {
+            kernelStack = k
+            if !storedStack.isEmpty { storedStack = [] }
+        } else {
+            kernelStack = nil
+            storedStack = e.stack
+        }
+        storedCaller = nil
+        callerPending = e.hasStack
         driver = nil
         dirtySource = nil
         bio = nil

@@ -278,7 +278,7 @@ public struct Vocabulary {
                 pe.call = call.api
                 pe.caller = call.caller
                 pe.driver = call.driver
-                if pe.stack.isEmpty { pe.stack = call.stack }
+                if !pe.hasStack { pe.stack = call.stack }
             } else {
                 pe.driver = Attribution.attribute(stack: e.stack, caller: pe.caller, comm: e.comm)
             }
@@ -327,7 +327,7 @@ public struct Vocabulary {
             if let d = dirtyCalls[e.pid], e.timestampNs &- d.startNs < wrapperWindowNs {
                 pe.call = d.api
                 pe.bio = d.bio
-                if pe.stack.isEmpty { pe.stack = d.stack }
+                if !pe.hasStack { pe.stack = d.stack }
                 // The pages a read bio dirties at submission are the pages it holds references on.
                 if d.source == .bioSubmit, let bio = d.bio, bioPages[bio]?.last != .pointer(folio) {
                     bioPages[bio, default: []].append(.pointer(folio))

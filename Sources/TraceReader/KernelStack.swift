@@ -1,0 +1,61 @@
+import Synchronization
+
+/// A kernel stack as a binary trace records it: return addresses, symbolized when first read.
+///
+/// Symbolizing needs kallsyms, which libtraceevent parses in the background at open (~45 ms for
+/// a distribution kernel). A stack nobody reads never waits for that parse: before, the reading
+/// thread symbolized every stack as it decoded it, and the first stack of a trace held both
+/// threads idle until kallsyms was parsed.
+public final class KernelStack: @unchecked Sendable {
+    /// Return addresses, innermost first.
+    public let addresses: [UInt64]
+    private let symbolizer: StackSymbolizer
+    /// Written once, under the symbolizer's lock.
+    private var symbolized: [StackFrame]?
+
+    init(addresses: [UInt64], symbolizer: StackSymbolizer) {
+        self.addresses = addresses
+        self.symbolizer = symbolizer
+    }
+
+    /// The frames, symbolized on first use (which may wait for kallsyms).
+    public var frames: [StackFrame] {
+        symbolizer.withCache { cache in
+            if let symbolized { return symbolized }
+            let frames = addresses.map { cache.frame($0) }
+            symbolized = frames
+            return frames
+        }
+    }
+}
+
+/// Symbolizes return addresses from a trace's kallsyms, with a cache: stacks repeat the same few
+/// hundred addresses, and each lookup is two binary searches and a new string. Any thread may
+/// symbolize (the reading one printing events, the analysing one reading a stack).
+final class StackSymbolizer: Sendable {
+    struct Cache: ~Copyable {
+        let symbols: KernelSymbols?
+        var frames: [UInt64: StackFrame] = [:]
+
+        mutating func frame(_ addr: UInt64) -> StackFrame {
+            if let f = frames[addr] { return f }
+            let f: StackFrame
+            if let (name, start) = symbols?.function(at: addr) {
+                f = StackFrame(symbol: String(cString: name), offset: addr &- start, address: addr)
+            } else {
+                f = StackFrame(symbol: "0x" + String(addr, radix: 16), address: addr)
+            }
+            if frames.count < 1 << 16 { frames[addr] = f }
+            return f
+        }
+    }
+    private let cache: Mutex<Cache>
+
+    init(symbols: KernelSymbols?) {
+        cache = Mutex(Cache(symbols: symbols))
+    }
+
+    func withCache<R>(_ body: (inout Cache) -> R) -> R {
+        cache.withLock { body(&$0) }
+    }
+}
