@@ -213,6 +213,9 @@ final class CPUStream {
 public final class TraceDatReader: RawEventSource, EventFiltering {
     public let dat: TraceDatFile
     private var streams = ContiguousArray<CPUStream>()
+    /// The same streams, unretained: reading one for every record from `streams` cost a retain
+    /// and a release (`streams` owns them for the reader's life).
+    private var streamRefs: [Unmanaged<CPUStream>] = []
     private var heap = Heap<HeapEntry>()
     private var current: Int = -1
     private let attachStacks: Bool
@@ -247,6 +250,7 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
         for b in dat.buffers where b.name != "" {
             dat.countInstance(b.name)
         }
+        streamRefs = streams.map { Unmanaged.passUnretained($0) }
         for (i, s) in streams.enumerated() where !s.finished {
             heap.insert(HeapEntry(ts: s.timestamp, index: i))
         }
@@ -257,19 +261,20 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
     @inline(__always)
     public func nextRecord() -> UnsafeMutablePointer<tep_record>? {
         if current >= 0 {
-            unowned(unsafe) let s = streams[current]
-            s.advance()
-            if s.finished {
+            let (finished, ts) = streamRefs[current]._withUnsafeGuaranteedRef { s in
+                s.advance()
+                return (s.finished, s.timestamp)
+            }
+            if finished {
                 _ = heap.removeMin()
             } else {
-                heap.replaceMin(with: HeapEntry(ts: s.timestamp, index: current))
+                heap.replaceMin(with: HeapEntry(ts: ts, index: current))
             }
             current = -1
         }
         guard let top = heap.min else { return nil }
         current = top.index
-        unowned(unsafe) let s = streams[current]
-        return s.record
+        return streamRefs[current]._withUnsafeGuaranteedRef { $0.record }
     }
 
     /// Event type id of a record.
@@ -336,8 +341,7 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
                 attacher.flush()
                 continue
             }
-            unowned(unsafe) let stream = streams[current]
-            let cpu = stream.cpu
+            let cpu = streamRefs[current]._withUnsafeGuaranteedRef { $0.cpu }
             var typeID: Int32?
             if onlyEvents != nil {
                 if cpu >= skippedLast.count { skippedLast += [Bool](repeating: false, count: cpu + 1 - skippedLast.count) }
