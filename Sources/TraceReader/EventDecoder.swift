@@ -15,6 +15,9 @@ struct EventDecoder {
     private(set) var anomalies = Anomalies()
     /// Per type id (a u16 in the record header), looked up once.
     private var types = [EventType?](repeating: nil, count: 1 << 16)
+    /// The same, unretained (`types` owns them): taking one from `types` per record cost a
+    /// retain and a release.
+    private var typeRefs = [Unmanaged<EventType>?](repeating: nil, count: 1 << 16)
     private let seq: UnsafeMutablePointer<trace_seq>
     /// Symbolizes the stacks of this file's events when they are read.
     private let symbolizer: StackSymbolizer
@@ -54,9 +57,9 @@ struct EventDecoder {
         dat.eventNames(id: id)
     }
 
-    private mutating func type(_ id: Int32) -> EventType? {
+    private mutating func type(_ id: Int32) -> Unmanaged<EventType>? {
         let slot = Int(UInt16(truncatingIfNeeded: id))
-        if let t = types[slot] { return t }
+        if let t = typeRefs[slot] { return t }
         guard let e = dat.event(id: id) else { return nil }
         var specs: [RecordLayout.Spec] = []
         if let list = tep_event_fields(e) {
@@ -77,7 +80,8 @@ struct EventDecoder {
                                                specs, bigEndian: dat.bigEndian))
         t.printPayload = printedEvents.contains(t.name)
         types[slot] = t
-        return t
+        typeRefs[slot] = Unmanaged.passUnretained(t)
+        return typeRefs[slot]
     }
 
     /// Decodes a record into an event with typed fields; a kernel stack keeps its addresses, to be
@@ -93,11 +97,18 @@ struct EventDecoder {
         locator.offset = rec.pointee.offset
         let lost: UInt64? = rec.pointee.missed_events > 0 ? UInt64(rec.pointee.missed_events)
             : rec.pointee.missed_events < 0 ? UInt64.max : nil
-        guard let t = type(id) else {
+        guard let typeRef = type(id) else {
             anomalies.count("unknown event type id", .error, at: "\(locator) (id \(id))")
             return RawEvent(timestampNs: rec.pointee.ts, cpu: cpu, pid: pid, comm: comm, system: "",
                             name: "unknown-\(id)", lostBefore: lost, locator: locator)
         }
+        return typeRef._withUnsafeGuaranteedRef { t in
+            decode(rec, t, cpu: cpu, pid: pid, comm: comm, lost: lost, locator: locator, typeID: id, into: reuse)
+        }
+    }
+
+    private mutating func decode(_ rec: UnsafeMutablePointer<tep_record>, _ t: EventType, cpu: Int, pid: Int32, comm: String,
+                                 lost: UInt64?, locator: TraceLocator, typeID id: Int32, into reuse: RawEvent?) -> RawEvent {
         let data = UnsafeRawPointer(rec.pointee.data!)
         let size = Int(rec.pointee.size)
         if size < t.layout.minimumSize {

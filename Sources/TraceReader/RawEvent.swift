@@ -181,7 +181,12 @@ public final class RawEvent: @unchecked Sendable {
     }
     private var storedFields: [Field]
     /// A binary event's record (a copy the event owns) and its type's field layout.
-    private var layout: RecordLayout?
+    private var layout: RecordLayout? {
+        didSet { layoutRef = layout.map { Unmanaged.passUnretained($0) } }
+    }
+    /// `layout`, unretained, for reading fields: loading `layout` cost a retain and a release
+    /// of an object every event of the type shares, per field read.
+    private var layoutRef: Unmanaged<RecordLayout>?
     private var record: UnsafeMutableRawPointer?
     private var recordCapacity = 0
     private var recordSize = 0
@@ -279,8 +284,10 @@ public final class RawEvent: @unchecked Sendable {
     }
 
     public subscript(field name: String) -> FieldValue? {
-        if let layout, let record {
-            return layout.index(of: name).flatMap { layout.value($0, record, size: recordSize) }
+        if let layoutRef, let record {
+            return layoutRef._withUnsafeGuaranteedRef { layout in
+                layout.index(of: name).flatMap { layout.value($0, record, size: recordSize) }
+            }
         }
         return position(named: name, in: storedFields, { $0.name }).map { storedFields[$0].value }
     }

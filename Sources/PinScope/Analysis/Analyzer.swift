@@ -119,7 +119,7 @@ public final class Analyzer {
         let extractor = source is TraceDatReader ? Vocabulary.Extractor() : nil
         let events = ReadAhead(source) { extractor?($0) }
         do {
-            while try events.next({ analyzer.consume($0, extracted: $1) }) {}
+            try analyzer.consumeAll(events)
         } catch let e as TraceError {
             // Findings up to the damage, and the damage as a warning.
             damage = e
@@ -142,6 +142,12 @@ public final class Analyzer {
     }
 
     public func consume(_ e: RawEvent) { consume(e, extracted: nil) }
+
+    /// Consumes every event read ahead. A method, so the loop holds `self` without a retain per
+    /// event (a closure outside would retain the analyzer for each call).
+    private func consumeAll(_ events: ReadAhead<Vocabulary.Extracted?>) throws {
+        while try events.next({ consume($0, extracted: $1) }) {}
+    }
 
     func consume(_ e: RawEvent, extracted: Vocabulary.Extracted?) {
         analysis.eventsRead += 1

@@ -203,11 +203,20 @@ public struct Vocabulary {
     }
 
     /// `extract` for a reading thread, with its own handler cache by type id (the vocabulary's
-    /// belongs to the analysis thread).
+    /// belongs to the analysis thread). One extractor serves one reader, whose type ids each
+    /// name one event type: after the first event of a type, its id alone gives the handler
+    /// (checking the name too cost two reference counts per event).
     final class Extractor: @unchecked Sendable {
         private var handlers = HandlerCache()
+        private var byType = DenseTable<Handler?>()
 
-        func callAsFunction(_ e: RawEvent) -> Extracted { Vocabulary.extract(e, handlers.lookup(e).handler) }
+        func callAsFunction(_ e: RawEvent) -> Extracted {
+            let id = Int(e.typeID)
+            if let known = byType[id] { return Vocabulary.extract(e, known) }
+            let handler = handlers.lookup(e).handler
+            if id >= 0, id < 1 << 16 { byType[id] = .some(handler) }
+            return Vocabulary.extract(e, handler)
+        }
     }
 
     /// Maps one raw event to zero or more page events, appended to `out`.
