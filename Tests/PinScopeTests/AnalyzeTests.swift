@@ -328,6 +328,21 @@ final class RuleEvidenceTests: XCTestCase {
             XCTAssertTrue(f.message.hasPrefix("16 pages failed to migrate (longterm_pin)"), f.message)
         }
         XCTAssertEqual(a.errors.count, 0)
+
+        // The text report's by-driver table: most references first, ties by name. Two drivers
+        // here hold 16 references each (the log's driver pin and the direct-I/O references);
+        // their order used to follow the dictionary's, which changes from run to run.
+        let text = AnalysisReport.text(a, maxPerRule: 5)
+        let rows = text.split(separator: "\n").drop { !$0.contains("by driver:") }.dropFirst()
+            .prefix { $0.hasPrefix("    ") }
+            .map { row -> (name: String, refs: Int) in
+                let words = row.split(separator: " ")
+                return (String(words[0]), Int(words[1])! + Int(words[3])!)
+            }
+        XCTAssertEqual(rows.filter { $0.refs == 16 }.map(\.name), ["direct-io", "pinlab_pin_hold"], text)
+        for (a, b) in zip(rows, rows.dropFirst()) {
+            XCTAssertTrue(a.refs > b.refs || (a.refs == b.refs && a.name < b.name), "\(a) before \(b)")
+        }
     }
 
     /// A KVM guest writes file K pages 2 and 3 through its stage-2 mapping; each msync's
