@@ -128,7 +128,7 @@ struct EventDecoder {
             for i in 0..<n {
                 addresses.append(t.layout.number(data + callerOffset + i * longSize, longSize))
             }
-            e.kernelStack = KernelStack(addresses: addresses, symbolizer: symbolizer)
+            e.lazyStack = LazyStack(kernel: KernelStack(addresses: addresses, symbolizer: symbolizer))
         }
         if t.printPayload {
             dat.loadKallsymsForPrinting()

@@ -1,14 +1,50 @@
 import Synchronization
 
-/// A kernel stack as a binary trace records it: return addresses, symbolized when first read.
+/// An event's kernel stack as readers give it: the frames of a text trace (printed symbolized),
+/// or a binary trace's return addresses, symbolized when first read. Raw events and the page
+/// events made from them carry one, so a page event's stack is symbolized only if read too.
 ///
 /// Symbolizing needs kallsyms, which libtraceevent parses in the background at open (~45 ms for
 /// a distribution kernel). A stack nobody reads never waits for that parse: before, the reading
 /// thread symbolized every stack as it decoded it, and the first stack of a trace held both
 /// threads idle until kallsyms was parsed.
-public final class KernelStack: @unchecked Sendable {
+public struct LazyStack: Sendable {
+    /// Frames given as frames (text traces), or taken out of `kernel` to be changed.
+    private var given: [StackFrame]
+    private var kernel: KernelStack?
+
+    public init(_ frames: [StackFrame] = []) {
+        given = frames
+    }
+
+    init(kernel: KernelStack) {
+        given = []
+        self.kernel = kernel
+    }
+
+    /// The frames, innermost first (symbolizing them on first read may wait for kallsyms).
+    public var frames: [StackFrame] { kernel?.frames ?? given }
+
+    /// Whether there is no frame, without symbolizing.
+    public var isEmpty: Bool { kernel.map { $0.addresses.isEmpty } ?? given.isEmpty }
+
+    /// The frames, to change in place.
+    var editable: [StackFrame] {
+        get { frames }
+        _modify {
+            if let k = kernel {
+                given = k.frames
+                kernel = nil
+            }
+            yield &given
+        }
+    }
+}
+
+/// A binary trace's stack: return addresses, symbolized once, when first read.
+final class KernelStack: @unchecked Sendable {
     /// Return addresses, innermost first.
-    public let addresses: [UInt64]
+    let addresses: [UInt64]
     private let symbolizer: StackSymbolizer
     /// Written once, under the symbolizer's lock.
     private var symbolized: [StackFrame]?
@@ -19,7 +55,7 @@ public final class KernelStack: @unchecked Sendable {
     }
 
     /// The frames, symbolized on first use (which may wait for kallsyms).
-    public var frames: [StackFrame] {
+    var frames: [StackFrame] {
         symbolizer.withCache { cache in
             if let symbolized { return symbolized }
             let frames = addresses.map { cache.frame($0) }

@@ -194,33 +194,14 @@ public final class RawEvent: @unchecked Sendable {
     public var payload: String?
     /// The kernel stack recorded right after this event, innermost first. A binary trace's
     /// stack is symbolized when first read (which may wait for kallsyms): to ask whether there
-    /// is one, read `hasStack`.
+    /// is one, read `lazyStack.isEmpty`.
     public var stack: [StackFrame] {
-        get { kernelStack?.frames ?? storedStack }
-        set {
-            storedStack = newValue
-            kernelStack = nil
-        }
-        _modify {
-            if let k = kernelStack {
-                storedStack = k.frames
-                kernelStack = nil
-            }
-            yield &storedStack
-        }
+        get { lazyStack.frames }
+        set { lazyStack = LazyStack(newValue) }
+        _modify { yield &lazyStack.editable }
     }
-    private var storedStack: [StackFrame]
-    /// A binary trace's stack before it is symbolized (nil for text traces, whose stacks come
-    /// symbolized, and for events with none).
-    public internal(set) var kernelStack: KernelStack?
-    /// Whether a stack came with this event (without symbolizing it).
-    public var hasStack: Bool { kernelStack.map { !$0.addresses.isEmpty } ?? !storedStack.isEmpty }
-
-    /// Gives this event the stack of `other` (a stack record), symbolized or not.
-    func takeStack(from other: RawEvent) {
-        storedStack = other.storedStack
-        kernelStack = other.kernelStack
-    }
+    /// The stack as the reader gave it, before it is symbolized.
+    public internal(set) var lazyStack: LazyStack
     /// Events the kernel lost on this CPU just before this one; `UInt64.max` when the count is unknown.
     public var lostBefore: UInt64?
     public var locator: TraceLocator
@@ -241,7 +222,7 @@ public final class RawEvent: @unchecked Sendable {
         self.name = name
         storedFields = fields
         self.payload = payload
-        storedStack = stack
+        lazyStack = LazyStack(stack)
         self.lostBefore = lostBefore
         self.locator = locator
         self.typeID = typeID
@@ -269,8 +250,7 @@ public final class RawEvent: @unchecked Sendable {
         }
         if !storedFields.isEmpty { storedFields = [] }
         payload = nil
-        if !storedStack.isEmpty { storedStack = [] }
-        kernelStack = nil
+        lazyStack = LazyStack()
         self.lostBefore = lostBefore
         self.locator = locator
         self.typeID = typeID

@@ -26,8 +26,8 @@ struct StackAttacher {
         if cpu >= open.count { open += [Bool](repeating: false, count: cpu + 1 - open.count) }
         if isStack {
             if open[cpu], let i = pending.lastIndex(where: { $0.cpu == cpu }),
-               !pending[i].resolved, !pending[i].event.hasStack {
-                pending[i].event.takeStack(from: event)
+               !pending[i].resolved, pending[i].event.lazyStack.isEmpty {
+                pending[i].event.lazyStack = event.lazyStack
                 pending[i].resolved = true
                 open[cpu] = false
             } else {

@@ -149,18 +149,16 @@ public final class PageEvent: @unchecked Sendable {
     public var bio: UInt64?
     /// The raw event's stack (symbolized when first read).
     public var stack: [StackFrame] {
-        get { kernelStack?.frames ?? storedStack }
+        get { lazyStack.frames }
         set {
             // The caller is the raw event's, whatever stack replaces it.
             resolveCaller()
-            storedStack = newValue
-            kernelStack = nil
+            lazyStack = LazyStack(newValue)
         }
     }
-    private var storedStack: [StackFrame] = []
-    private var kernelStack: KernelStack?
+    private var lazyStack = LazyStack()
     /// Whether the event has a stack (without symbolizing it).
-    public var hasStack: Bool { kernelStack.map { !$0.addresses.isEmpty } ?? !storedStack.isEmpty }
+    public var hasStack: Bool { !lazyStack.isEmpty }
 
     private func resolveCaller() {
         guard callerPending else { return }
@@ -207,15 +205,9 @@ public final class PageEvent: @unchecked Sendable {
         order = nil
         self.api = api ?? name ?? e.name
         call = nil
-        if let k = e.kernelStack {
-            kernelStack = k
-            if !storedStack.isEmpty { storedStack = [] }
-        } else {
-            kernelStack = nil
-            storedStack = e.stack
-        }
+        lazyStack = e.lazyStack
         storedCaller = nil
-        callerPending = e.hasStack
+        callerPending = !lazyStack.isEmpty
         driver = nil
         dirtySource = nil
         bio = nil
