@@ -68,6 +68,21 @@ public struct Analysis: Sendable {
     public func certainFindings(atLeast severity: Severity) -> Int {
         findings.filter { !$0.uncertain && $0.severity >= severity }.count
     }
+
+    /// The summary's finding counts: certain errors, certain warnings, and uncertain findings.
+    public var findingTally: (errors: Int, warnings: Int, uncertain: Int) {
+        var t = (errors: 0, warnings: 0, uncertain: 0)
+        for f in findings {
+            if f.uncertain {
+                t.uncertain += 1
+            } else if f.severity == .error {
+                t.errors += 1
+            } else if f.severity == .warning {
+                t.warnings += 1
+            }
+        }
+        return t
+    }
 }
 
 /// Runs the pipeline: RawEvent → Vocabulary → PageEvent → identity → Ledger → Rules → findings.

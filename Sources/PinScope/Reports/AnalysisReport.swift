@@ -40,8 +40,7 @@ public enum AnalysisReport {
     }
 
     static func summaryJSON(_ a: Analysis) -> JSONValue {
-        let errors = a.findings.filter { !$0.uncertain && $0.severity == .error }.count
-        let warnings = a.findings.filter { !$0.uncertain && $0.severity == .warning }.count
+        let tally = a.findingTally
         return .object([
             ("eventsRead", .int(Int64(a.eventsRead))),
             ("pageEvents", .int(Int64(a.pageEvents))),
@@ -62,9 +61,9 @@ public enum AnalysisReport {
             ("lostEvents", .uint(a.lostEvents)),
             ("lostAt", .array(a.lostAt.map { .object([("ts_ns", .uint($0.ts)), ("cpu", .int(Int64($0.cpu)))]) })),
             ("unresolvedIdentities", .int(Int64(a.unresolvedIdentities))),
-            ("errors", .int(Int64(errors))),
-            ("warnings", .int(Int64(warnings))),
-            ("uncertain", .int(Int64(a.findings.filter(\.uncertain).count))),
+            ("errors", .int(Int64(tally.errors))),
+            ("warnings", .int(Int64(tally.warnings))),
+            ("uncertain", .int(Int64(tally.uncertain))),
             ("byRule", .object(Rules.all.map { r in
                 (r.id, .object([("findings", .int(Int64(a.findingCounts[r.id] ?? 0))),
                                      ("uncertain", .int(Int64(a.uncertainCounts[r.id] ?? 0)))]))
@@ -194,11 +193,9 @@ public enum AnalysisReport {
             }
         }
         for w in a.warnings { out.append("warning: \(w)") }
-        let certain = a.findings.filter { !$0.uncertain }
-        let errors = certain.filter { $0.severity == .error }.count
-        let warnings = certain.filter { $0.severity == .warning }.count
+        let tally = a.findingTally
         out.append("")
-        out.append("findings: \(errors) errors, \(warnings) warnings, \(a.findings.count - certain.count) uncertain")
+        out.append("findings: \(tally.errors) errors, \(tally.warnings) warnings, \(tally.uncertain) uncertain")
         for r in Rules.all {
             let fs = a.findings.filter { $0.rule == r.id }
             guard !fs.isEmpty else { continue }

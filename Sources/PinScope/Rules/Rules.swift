@@ -188,20 +188,31 @@ public struct LongtermFilePin: Rule {
         """)
     public static let kinds: Set<PageEventKind> = [.unpin]
 
+    /// What the page is called in a finding, and whether its filesystem is unknown (the finding
+    /// is then uncertain); nil for pages that are not file pages.
+    private static func filePage(_ state: Ledger.PageState) -> (what: String, unknownFS: Bool)? {
+        switch state.backing {
+        case .blockFile: return ("block-backed file", false)
+        case .file: return ("file (filesystem not known)", true)
+        default: return nil
+        }
+    }
+
     public func observe(_ e: PageEvent, _ state: Ledger.PageState?, _ ctx: inout RuleContext) {
-        guard e.kind == .unpin, let state, state.backing == .blockFile || state.backing == .file,
+        guard e.kind == .unpin, let state, let file = Self.filePage(state),
               let h = state.holds.first(where: { $0.kind == .pin }), h.isLongterm else { return }
         let held = e.timestampNs &- h.acquiredNs
-        ctx.report(Self.info, severity: .warning, uncertain: state.backing == .file || h.uncertain,
-                   "\(describeHold(h, ctx)) on a \(state.backing == .blockFile ? "block-backed file" : "file (filesystem not known)") page, released after \(durationText(held)) by \(e.call ?? e.api)",
+        ctx.report(Self.info, severity: .warning, uncertain: file.unknownFS || h.uncertain,
+                   "\(describeHold(h, ctx)) on a \(file.what) page, released after \(durationText(held)) by \(e.call ?? e.api)",
                    page: e.page, state: state, owner: Owner(h), evidence: [h.acquire, Evidence(e)])
     }
 
     public func finish(_ ledger: Ledger, _ ctx: inout RuleContext) {
-        for (page, state) in ledger.pages where state.backing == .blockFile || state.backing == .file {
+        for (page, state) in ledger.pages {
+            guard let file = Self.filePage(state) else { continue }
             for h in state.holds where h.kind == .pin && h.isLongterm {
-                ctx.report(Self.info, uncertain: state.backing == .file || h.uncertain,
-                           "\(describeHold(h, ctx)) on a \(state.backing == .blockFile ? "block-backed file" : "file (filesystem not known)") page is still held at the end of the trace (\(durationText(ctx.endNs &- h.acquiredNs)))",
+                ctx.report(Self.info, uncertain: file.unknownFS || h.uncertain,
+                           "\(describeHold(h, ctx)) on a \(file.what) page is still held at the end of the trace (\(durationText(ctx.endNs &- h.acquiredNs)))",
                            page: page, state: state, owner: Owner(h), evidence: [h.acquire])
             }
         }

@@ -25,7 +25,7 @@ public struct UserMapping: Sendable {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
             let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
             guard !words.isEmpty else { continue }
-                        guard words.count >= 3 else {
+            guard words.count >= 3 else {
                 throw TraceError(file: file, line: n + 1, "expected `EVENT KIND key=field ...`, got \"\(line)\"")
             }
             guard let kind = PageEventKind(rawValue: String(words[1])) else {
