@@ -2,6 +2,34 @@ import CTraceEvent
 import CTraceEventPrint
 import HeapModule
 
+/// Which event types a reader decodes (`TraceDatReader.onlyEvents`): the others are skipped in
+/// their CPU's stream, before the merge across CPUs, with the stacks recorded right after them.
+final class RecordFilter {
+    let names: Set<String>
+    private unowned let dat: TraceDatFile
+    /// `ftrace:kernel_stack`'s type id (-1: none): a stack goes with the event before it.
+    let stackID: Int
+    /// Per type id: 0 not looked up yet, 1 wanted, 2 skipped.
+    private var wanted = [UInt8](repeating: 0, count: 1 << 16)
+
+    init(names: Set<String>, dat: TraceDatFile, stackID: Int) {
+        self.names = names
+        self.dat = dat
+        self.stackID = stackID
+    }
+
+    @inline(__always)
+    func skips(_ id: Int) -> Bool {
+        if wanted[id] == 0 { wanted[id] = isWanted(id) ? 1 : 2 }
+        return wanted[id] == 2
+    }
+
+    private func isWanted(_ id: Int) -> Bool {
+        guard let n = dat.eventNames(id: Int32(id)) else { return false }
+        return id == stackID || names.contains(n.name)
+    }
+}
+
 /// One CPU's ring-buffer pages, read a block at a time (a run of raw pages, or one decompressed
 /// chunk) and walked record by record with libtraceevent's kbuffer.
 /// - Complexity: memory is one block (at most 64 pages or one chunk) per CPU, whatever the trace length.
@@ -34,6 +62,18 @@ final class CPUStream {
     /// The current record, at a stable address for libtraceevent calls.
     let record: UnsafeMutablePointer<tep_record>
     var timestamp: UInt64 = 0
+    /// With a filter: the current record's type id, and whether records were skipped on this CPU
+    /// since the record before it (no stack can follow the events before those).
+    private(set) var typeID: Int32 = -1
+    var skippedBefore = false
+    /// Records skipped undecoded, and the first and last of their timestamps.
+    private(set) var skipped = 0
+    private(set) var firstSkippedNs = UInt64.max
+    private(set) var lastSkippedNs: UInt64 = 0
+    /// The last record read here was skipped: a stack after it goes with it.
+    private var skippedLast = false
+    /// Set by the reader (which owns it) before reading: records it does not want are skipped here.
+    private unowned(unsafe) var filter: RecordFilter?
 
     init(dat: TraceDatFile, data: TraceDatFile.CPUData, pageSize: Int, compressed: Bool) {
         self.cpu = data.cpu
@@ -173,6 +213,32 @@ final class CPUStream {
         compressed ? blockFileOffset : blockFileOffset + UInt64((pageIndex - 1) * pageSize)
     }
 
+    /// Filters from now on; the current record too.
+    func setFilter(_ f: RecordFilter) {
+        filter = f
+        if !finished, !take() { advance() }
+    }
+
+    /// Whether the filter lets the current record through; counts it as skipped when not.
+    @inline(__always)
+    private func take() -> Bool {
+        guard let f = filter else { return true }
+        typeID = tep_data_type(dat.tep, record)
+        let id = Int(UInt16(truncatingIfNeeded: typeID))
+        let isStack = id == f.stackID
+        // A record after lost events is always decoded: it carries the loss.
+        if record.pointee.missed_events == 0, f.skips(id) || (isStack && skippedLast) {
+            skippedLast = true
+            skippedBefore = true
+            skipped += 1
+            firstSkippedNs = min(firstSkippedNs, timestamp)
+            lastSkippedNs = max(lastSkippedNs, timestamp)
+            return false
+        }
+        if !isStack { skippedLast = false }
+        return true
+    }
+
     /// Moves to the next record; sets `finished` at the end.
     func advance() {
         while true {
@@ -193,6 +259,7 @@ final class CPUStream {
                         dat.countCorruptRecord()
                         continue
                     }
+                    if !take() { continue }
                     return
                 }
                 pageLoaded = false
@@ -293,8 +360,21 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
     }
 
     /// When set, `next()` decodes only events with these names (and the stacks recorded right
-    /// after them); the others are skipped undecoded. Set before reading.
-    public var onlyEvents: Set<String>?
+    /// after them); the others are skipped undecoded, in their CPU's stream. Set before reading.
+    public var onlyEvents: Set<String>? {
+        didSet {
+            guard let onlyEvents else { return }
+            let f = RecordFilter(names: onlyEvents, dat: dat, stackID: stackID)
+            filter = f
+            heap = Heap()
+            for (i, s) in streams.enumerated() {
+                s.setFilter(f)
+                if !s.finished { heap.insert(HeapEntry(ts: s.timestamp, index: i)) }
+            }
+        }
+    }
+    /// The streams' filter (they hold it unowned).
+    private var filter: RecordFilter?
     /// Events whose payload is also rendered from their print format (`RawEvent.payload`), for
     /// symbolic values the binary record holds as numbers. Set before reading.
     public var printedEvents: Set<String> {
@@ -302,25 +382,17 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
         set { decoder.printedEvents = newValue }
     }
     /// Records skipped undecoded because of `onlyEvents`.
-    public private(set) var skippedRecords = 0
-    public var skippedSpan: ClosedRange<UInt64>? { skippedRecords == 0 ? nil : firstSkippedNs...lastSkippedNs }
-    private var firstSkippedNs = UInt64.max
-    private var lastSkippedNs: UInt64 = 0
-    private var wanted = [UInt8](repeating: 0, count: 1 << 16)
-    /// Per CPU: the last record read on it was skipped (a stack after it is skipped too).
-    private var skippedLast: [Bool] = []
+    public var skippedRecords: Int { streams.reduce(0) { $0 + $1.skipped } }
+    public var skippedSpan: ClosedRange<UInt64>? {
+        guard skippedRecords > 0 else { return nil }
+        return streams.map(\.firstSkippedNs).min()!...streams.map(\.lastSkippedNs).max()!
+    }
     private lazy var stackID: Int = {
         for id in 0..<(1 << 16) where decoder.names(id: Int32(id)).map({ $0.name == "kernel_stack" && $0.system == "ftrace" }) ?? false {
             return id
         }
         return -1
     }()
-
-    private func isWanted(_ id: Int) -> Bool {
-        guard let names = decoder.names(id: Int32(id)) else { return false }
-        if names.name == "kernel_stack" && names.system == "ftrace" { return true }
-        return onlyEvents?.contains(names.name) ?? true
-    }
 
     /// Spent events to refill (`recycle`), at most `poolLimit`.
     private var pool: [RawEvent] = []
@@ -341,27 +413,12 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
                 attacher.flush()
                 continue
             }
-            let cpu = streamRefs[current]._withUnsafeGuaranteedRef { $0.cpu }
-            var typeID: Int32?
-            if onlyEvents != nil {
-                if cpu >= skippedLast.count { skippedLast += [Bool](repeating: false, count: cpu + 1 - skippedLast.count) }
-                // Skip records nobody asked for undecoded; a stack goes with the event before it.
-                typeID = eventID(of: rec)
-                let id = Int(UInt16(truncatingIfNeeded: typeID!))
-                if wanted[id] == 0 { wanted[id] = isWanted(id) ? 1 : 2 }
-                let isStack = id == stackID
-                // A record after lost events is always decoded: it carries the loss.
-                if rec.pointee.missed_events == 0, wanted[id] == 2 || (isStack && skippedLast[cpu]) {
-                    if !skippedLast[cpu] { skippedLast[cpu] = true }
-                    skippedRecords += 1
-                    let ts = rec.pointee.ts
-                    firstSkippedNs = min(firstSkippedNs, ts)
-                    lastSkippedNs = max(lastSkippedNs, ts)
-                    if attachStacks { attacher.skipped(cpu: cpu) }
-                    continue
-                }
-                if !isStack, skippedLast[cpu] { skippedLast[cpu] = false }
+            let (cpu, typeID, skippedBefore) = streamRefs[current]._withUnsafeGuaranteedRef { s in
+                defer { s.skippedBefore = false }
+                return (s.cpu, filter == nil ? nil : s.typeID, s.skippedBefore)
             }
+            // Records skipped on this CPU since its last event: no stack can follow that event.
+            if skippedBefore, attachStacks { attacher.skipped(cpu: cpu) }
             let event = decoder.decode(rec, cpu: cpu, typeID: typeID, into: pool.popLast())
             guard attachStacks else { return event }
             attacher.add(event, isStack: Int(UInt16(truncatingIfNeeded: event.typeID)) == stackID && event.typeID >= 0)
