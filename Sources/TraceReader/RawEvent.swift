@@ -271,6 +271,20 @@ public final class RawEvent: @unchecked Sendable {
         }
         return position(named: name, in: storedFields, { $0.name }).map { storedFields[$0].value }
     }
+
+    /// Where the field named `name` sits in a binary event's record: the same for every event of
+    /// its type (`typeID`), so a caller reading many events can look it up once per type and read
+    /// with `subscript(fieldAt:)`. Nil for a text event, or when the type has no such field.
+    public func fieldIndex(named name: String) -> Int? {
+        guard let layoutRef else { return nil }
+        return layoutRef._withUnsafeGuaranteedRef { $0.index(of: name) }
+    }
+
+    /// The field at a position `fieldIndex(named:)` gave for an event of this type.
+    public subscript(fieldAt i: Int) -> FieldValue? {
+        guard let layoutRef, let record else { return nil }
+        return layoutRef._withUnsafeGuaranteedRef { $0.value(i, record, size: recordSize) }
+    }
 }
 
 /// Position of the first element named `name` (fields by name, per event).

@@ -202,20 +202,71 @@ public struct Vocabulary {
         return x
     }
 
+    /// Where `extract` finds its fields in the records of one event type, looked up once per type:
+    /// reading a field by name costs a search of the type's field names per event.
+    struct FieldPositions {
+        var pfn: Int?, ino: Int?, index: Int?, ofs: Int?, dev: Int?, rangeStart: Int?, rangeEnd: Int?
+
+        init(_ e: RawEvent, _ handler: Handler?) {
+            switch handler {
+            case .filemapAdd?, .filemapDelete?:
+                pfn = e.fieldIndex(named: "pfn")
+                ino = e.fieldIndex(named: "i_ino")
+                index = e.fieldIndex(named: "index")
+                ofs = e.fieldIndex(named: "ofs")
+                dev = e.fieldIndex(named: "s_dev")
+            case .dirtyTracepoint?, .waitWriteback?:
+                ino = e.fieldIndex(named: "ino")
+                index = e.fieldIndex(named: "index")
+            case .writepages?:
+                ino = e.fieldIndex(named: "ino")
+                rangeStart = e.fieldIndex(named: "range_start")
+                rangeEnd = e.fieldIndex(named: "range_end")
+            default:
+                break
+            }
+        }
+    }
+
+    /// `extract(_:_:)` reading the fields at `p`. What a record lacks, `extract(_:_:)` may find in
+    /// the printed payload: an event with one gets that instead.
+    static func extract(_ e: RawEvent, _ handler: Handler?, at p: FieldPositions) -> Extracted {
+        func u(_ i: Int?) -> UInt64? { i.flatMap { e[fieldAt: $0]?.unsignedValue } }
+        var x = Extracted()
+        switch handler {
+        case .filemapAdd?, .filemapDelete?:
+            x.file = FileFields(pfn: u(p.pfn), ino: u(p.ino), index: u(p.index) ?? u(p.ofs).map { $0 / 4096 }, dev: u(p.dev))
+            if x.file.ino == nil || x.file.dev == nil, e.payload != nil { return extract(e, handler) }
+        case .dirtyTracepoint?, .waitWriteback?:
+            x.file.ino = u(p.ino)
+            x.file.index = u(p.index)
+        case .writepages?:
+            x.file.ino = u(p.ino)
+            x.rangeStart = u(p.rangeStart)
+            x.rangeEnd = u(p.rangeEnd)
+            if x.file.ino == nil || x.rangeStart == nil || x.rangeEnd == nil, e.payload != nil { return extract(e, handler) }
+        default:
+            break
+        }
+        return x
+    }
+
     /// `extract` for a reading thread, with its own handler cache by type id (the vocabulary's
     /// belongs to the analysis thread). One extractor serves one reader, whose type ids each
-    /// name one event type: after the first event of a type, its id alone gives the handler
-    /// (checking the name too cost two reference counts per event).
+    /// name one event type: after the first event of a type, its id alone gives the handler and
+    /// where the fields are (checking the name too cost two reference counts per event).
     final class Extractor: @unchecked Sendable {
         private var handlers = HandlerCache()
-        private var byType = DenseTable<Handler?>()
+        private var byType = DenseTable<(handler: Handler?, fields: FieldPositions)>()
 
         func callAsFunction(_ e: RawEvent) -> Extracted {
             let id = Int(e.typeID)
-            if let known = byType[id] { return Vocabulary.extract(e, known) }
+            if let known = byType[id] { return Vocabulary.extract(e, known.handler, at: known.fields) }
             let handler = handlers.lookup(e).handler
-            if id >= 0, id < 1 << 16 { byType[id] = .some(handler) }
-            return Vocabulary.extract(e, handler)
+            guard id >= 0, id < 1 << 16 else { return Vocabulary.extract(e, handler) }
+            let fields = FieldPositions(e, handler)
+            byType[id] = (handler, fields)
+            return Vocabulary.extract(e, handler, at: fields)
         }
     }
 
