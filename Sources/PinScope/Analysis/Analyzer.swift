@@ -94,11 +94,10 @@ public final class Analyzer {
     private var ctx: RuleContext
     private var analysis: Analysis
     private let pageFlags: PageFlagLayout?
-    private var seenPages = PageTable<Bool>(minimumCapacity: 4096)
+    private var seenPages = SeenPages(limit: 1 << 22)
     private var pending: [PageEvent] = []
     /// The reader already dropped the events the vocabulary does not read.
     private var prefiltered = false
-    private let seenLimit = 1 << 22
 
     public init(info: TraceInfo, options: AnalysisOptions) {
         self.options = options
@@ -205,9 +204,9 @@ public final class Analyzer {
         ledger.noteReuse(e)
         let before = ledger[key]
         // Counted once per key: a kept page remembers the key it was counted under.
-        if before?.countedAs != key, seenPages.count < seenLimit {
+        if before?.countedAs != key {
             if case .range = key {} else {
-                seenPages.insert(key, true)
+                seenPages.insert(key)
                 before?.countedAs = key
             }
         }
