@@ -174,13 +174,18 @@ public final class Analyzer {
         }
         guard prefiltered || options.userMap != nil || Vocabulary.consumedEventNames.contains(e.name) else { return }
         let calibrated = vocabulary.identity.vmemmapBase != nil
-        vocabulary.map(e, extracted: extracted, into: &pending)
-        // The page events stay in `pending` until recycled: handle them without a retain and a
-        // release of each (and of the array) per event.
-        pending.withUnsafeBufferPointer { events in
+        // Mapped into a local array (the stored one swapped in and back, which moves its buffer):
+        // reading a stored property's array in the loop below retained and released its buffer.
+        var events: [PageEvent] = []
+        swap(&events, &pending)
+        vocabulary.map(e, extracted: extracted, into: &events)
+        // The page events stay in `events` until recycled: handle them without a retain and a
+        // release of each per event.
+        events.withUnsafeBufferPointer { events in
             for i in events.indices { Unmanaged.passUnretained(events[i])._withUnsafeGuaranteedRef { handle($0) } }
         }
-        vocabulary.recycle(&pending)
+        vocabulary.recycle(&events)
+        swap(&events, &pending)
         if !calibrated, vocabulary.identity.vmemmapBase != nil {
             let identity = vocabulary.identity
             ledger.rekey { key in

@@ -157,8 +157,11 @@ public struct Vocabulary {
             let id = Int(e.typeID)
             guard id >= 0, id < 1 << 16 else { return (Vocabulary.handlers[e.name], e.name) }
             if let cached = byType[id], cached.key == e.name { return (cached.handler, cached.own) }
-            let handler = Vocabulary.handlers[e.name]
-            let own = String(decoding: Array(e.name.utf8), as: UTF8.self)
+            // The handler table's key where there is one: most are string literals, which have no
+            // reference count to bump (the page events of the type all carry the name).
+            let entry = Vocabulary.handlers.index(forKey: e.name).map { Vocabulary.handlers[$0] }
+            let handler = entry?.value
+            let own = entry?.key ?? String(decoding: Array(e.name.utf8), as: UTF8.self)
             byType[id] = (e.name, own, handler)
             return (handler, own)
         }
@@ -342,7 +345,7 @@ public struct Vocabulary {
             } else {
                 pe.driver = Attribution.attribute(stack: e.stack, caller: pe.caller, comm: e.comm)
             }
-            out.append(pe)
+            out.append(consume pe)
             count(.kprobes)
         case .gupPut:
             guard kprobesOn, let folio = e.u("folio") else { return miss(e) }
@@ -354,7 +357,7 @@ public struct Vocabulary {
                            refs: Int(e.s("refs") ?? 1), gupFlags: flags, mapping: e.u("mapping"), index: e.u("index"))
             readPageFields(e, into: pe)
             if let d = dirtyCalls[e.pid], e.timestampNs &- d.startNs < wrapperWindowNs { pe.call = d.api }
-            out.append(pe)
+            out.append(consume pe)
             count(.kprobes)
         case .unpinCall:
             guard kprobesOn else { return }
@@ -375,7 +378,7 @@ public struct Vocabulary {
                 pe.bio = bio
                 pe.call = name
                 pe.inferred = true
-                out.append(pe)
+                out.append(consume pe)
             }
             count(.kprobes)
         case .markDirty:
@@ -399,7 +402,7 @@ public struct Vocabulary {
                                                  stack: pe.stack, startNs: e.timestampNs)
                 return
             }
-            out.append(pe)
+            out.append(consume pe)
             count(.kprobes)
         case .folioState:
             guard kprobesOn, let folio = e.u("folio") else { return miss(e) }
@@ -415,14 +418,14 @@ public struct Vocabulary {
             }
             let pe = event(name: name, kind: kind, from: e, page: .pointer(folio), mapping: e.u("mapping"), index: e.u("index"))
             readPageFields(e, into: pe)
-            out.append(pe)
+            out.append(consume pe)
             count(.kprobes)
         case .notifierRange:
             guard kprobesOn, let mm = e.u("mm"), let start = e.u("start"), let end = e.u("end") else { return }
             let pe = event(name: name, kind: name.hasSuffix("start") ? .invalidateStart : .invalidateEnd, from: e,
                            page: .range(mm: mm, start: start, end: end))
             pe.detail = e.u("event").map { "event \($0)" }
-            out.append(pe)
+            out.append(consume pe)
             count(.kprobes)
 
         // Tracepoints: writeback:*, filemap:*, ext4:*, migrate:*.
@@ -432,7 +435,7 @@ public struct Vocabulary {
                            page: .pfn(pfn), index: file.index)
             pe.ino = file.ino
             pe.dev = file.dev
-            out.append(pe)
+            out.append(consume pe)
             count(.tracepoints)
         case .dirtyTracepoint:
             guard tracepointsOn, !dirtyKprobesSeen else { return }
@@ -441,13 +444,13 @@ public struct Vocabulary {
             pe.ino = ino
             pe.dirtySource = dirtySource(e, stack: e.stack)
             if pe.dirtySource == .bioCompletion || pe.dirtySource == .bioSubmit { pe.driver = Attribution(driver: "direct-io", basis: .stack) }
-            out.append(pe)
+            out.append(consume pe)
             count(.tracepoints)
         case .waitWriteback:
             guard tracepointsOn, let ino = file.ino, let index = file.index else { return }
             let pe = event(name: name, kind: .waitWriteback, from: e, page: .file(ino: ino, index: index), index: index)
             pe.ino = ino
-            out.append(pe)
+            out.append(consume pe)
             count(.tracepoints)
         case .writepages:
             // The inode's dirty pages in [range_start, range_end] are cleaned for writeback.
@@ -455,7 +458,7 @@ public struct Vocabulary {
             let pe = event(name: name, kind: .cleanRange, from: e, page: .file(ino: ino, index: start / 4096), index: start / 4096)
             pe.ino = ino
             pe.lastIndex = end / 4096
-            out.append(pe)
+            out.append(consume pe)
             count(.tracepoints)
         case .migrate:
             guard tracepointsOn else { return }
@@ -463,7 +466,7 @@ public struct Vocabulary {
             guard failed > 0 else { return }
             let pe = event(name: name, kind: .migrateFail, from: e, page: .pfn(0), refs: Int(failed))
             pe.detail = e.migrateReason
-            out.append(pe)
+            out.append(consume pe)
             count(.tracepoints)
         case .pageRef:
             // CONFIG_DEBUG_PAGE_REF: a pin is a +GUP_PIN_COUNTING_BIAS step on an order-0 page.
@@ -478,7 +481,7 @@ public struct Vocabulary {
             pe.pageFlags = e.u("flags")
             pe.mapping = e.u("mapping")
             pe.driver = Attribution.attribute(stack: e.stack, caller: pe.caller, comm: e.comm)
-            out.append(pe)
+            out.append(consume pe)
             count(.pageRef)
         // KVM (kprobes): hva_to_pfn takes FOLL_GET references and KVM drops them with
         // kvm_release_pfn_clean once the page is in its page tables (the mmu notifier, not a
@@ -499,7 +502,7 @@ public struct Vocabulary {
             } else { return miss(e) }
             let pe = event(name: name, kind: .put, from: e, page: page)
             pe.call = name
-            out.append(pe)
+            out.append(consume pe)
             count(.kprobes)
         case .kvmDirty:
             guard kprobesOn else { return }
@@ -509,7 +512,7 @@ public struct Vocabulary {
             let inNotifier = e.stack.contains { Self.notifierFrames.contains($0.symbol) }
             pe.dirtySource = inNotifier || (e.stack.isEmpty && kvmInvalidating.contains(e.pid)) ? .notifier : .other
             pe.driver = Attribution(driver: "kvm", basis: e.stack.isEmpty ? .caller : .stack)
-            out.append(pe)
+            out.append(consume pe)
             count(.kprobes)
         case .gupEntry, .gupReturn, .dirtyWrapperReturn:
             return
@@ -539,7 +542,7 @@ public struct Vocabulary {
     /// Takes back page events the caller is done with; those nobody else holds are refilled.
     public mutating func recycle(_ events: inout [PageEvent]) {
         while var e = events.popLast() {
-            if spare.count < 64, isKnownUniquelyReferenced(&e) { spare.append(e) }
+            if spare.count < 64, isKnownUniquelyReferenced(&e) { spare.append(consume e) }
         }
     }
 
