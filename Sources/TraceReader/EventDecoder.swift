@@ -89,7 +89,7 @@ struct EventDecoder {
     /// - Parameter reuse: a spent event to refill (its record buffer keeps its storage) instead of
     ///   allocating one; the caller guarantees nobody else holds it.
     /// - Parameter typeID: the record's type id, when the caller read it already.
-    mutating func decode(_ rec: UnsafeMutablePointer<tep_record>, cpu: Int, typeID: Int32? = nil, into reuse: RawEvent? = nil) -> RawEvent {
+    mutating func decode(_ rec: UnsafeMutablePointer<tep_record>, cpu: Int, typeID: Int32? = nil, into reuse: consuming RawEvent? = nil) -> RawEvent {
         let id = typeID ?? tep_data_type(tep, rec)
         let pid = tep_data_pid(tep, rec)
         let comm = commName(pid)
@@ -102,13 +102,15 @@ struct EventDecoder {
             return RawEvent(timestampNs: rec.pointee.ts, cpu: cpu, pid: pid, comm: comm, system: "",
                             name: "unknown-\(id)", lostBefore: lost, locator: locator)
         }
+        // Moved along, not copied: a copy cost a retain here and a release in the caller.
+        var spent = reuse
         return typeRef._withUnsafeGuaranteedRef { t in
-            decode(rec, t, cpu: cpu, pid: pid, comm: comm, lost: lost, locator: locator, typeID: id, into: reuse)
+            decode(rec, t, cpu: cpu, pid: pid, comm: comm, lost: lost, locator: locator, typeID: id, into: spent.take())
         }
     }
 
     private mutating func decode(_ rec: UnsafeMutablePointer<tep_record>, _ t: EventType, cpu: Int, pid: Int32, comm: String,
-                                 lost: UInt64?, locator: TraceLocator, typeID id: Int32, into reuse: RawEvent?) -> RawEvent {
+                                 lost: UInt64?, locator: TraceLocator, typeID id: Int32, into reuse: consuming RawEvent?) -> RawEvent {
         let data = UnsafeRawPointer(rec.pointee.data!)
         let size = Int(rec.pointee.size)
         if size < t.layout.minimumSize {

@@ -72,8 +72,9 @@ final class CPUStream {
     private(set) var lastSkippedNs: UInt64 = 0
     /// The last record read here was skipped: a stack after it goes with it.
     private var skippedLast = false
-    /// Set by the reader (which owns it) before reading: records it does not want are skipped here.
-    private unowned(unsafe) var filter: RecordFilter?
+    /// Set by the reader before reading: records it does not want are skipped here. Unretained:
+    /// the reader owns it, and taking a reference per record cost a retain and a release.
+    private var filter: Unmanaged<RecordFilter>?
 
     init(dat: TraceDatFile, data: TraceDatFile.CPUData, pageSize: Int, compressed: Bool) {
         self.cpu = data.cpu
@@ -215,19 +216,19 @@ final class CPUStream {
 
     /// Filters from now on; the current record too.
     func setFilter(_ f: RecordFilter) {
-        filter = f
+        filter = Unmanaged.passUnretained(f)
         if !finished, !take() { advance() }
     }
 
     /// Whether the filter lets the current record through; counts it as skipped when not.
     @inline(__always)
     private func take() -> Bool {
-        guard let f = filter else { return true }
+        guard let filter else { return true }
         typeID = tep_data_type(dat.tep, record)
         let id = Int(UInt16(truncatingIfNeeded: typeID))
-        let isStack = id == f.stackID
+        let (isStack, skips) = filter._withUnsafeGuaranteedRef { f in (id == f.stackID, f.skips(id)) }
         // A record after lost events is always decoded: it carries the loss.
-        if record.pointee.missed_events == 0, f.skips(id) || (isStack && skippedLast) {
+        if record.pointee.missed_events == 0, skips || (isStack && skippedLast) {
             skippedLast = true
             skippedBefore = true
             skipped += 1
@@ -400,7 +401,7 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
 
     public func recycle(_ events: inout [RawEvent]) {
         while pool.count < poolLimit, var e = events.popLast() {
-            if isKnownUniquelyReferenced(&e) { pool.append(e) }
+            if isKnownUniquelyReferenced(&e) { pool.append(consume e) }
         }
     }
 

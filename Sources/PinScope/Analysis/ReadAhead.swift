@@ -118,8 +118,8 @@ final class ReadAhead<Extract>: @unchecked Sendable {
                         done = true
                         break
                     }
-                    events.events.append(e)
                     events.extracts.append(prepare(e))
+                    events.events.append(consume e)
                 }
             } catch let e {
                 error = e
