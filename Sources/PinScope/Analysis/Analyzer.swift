@@ -121,6 +121,7 @@ public final class Analyzer {
     /// Reads a whole source and returns the analysis.
     public static func analyze(_ source: RawEventSource, options: AnalysisOptions) throws -> Analysis {
         let analyzer = Analyzer(info: source.info, options: options)
+        analyzer.vocabulary.eventsFromOneReader = true
         if let filtering = source as? EventFiltering, options.userMap == nil {
             filtering.onlyEvents = Vocabulary.consumedEventNames
             analyzer.prefiltered = true

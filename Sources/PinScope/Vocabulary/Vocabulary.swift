@@ -149,24 +149,35 @@ public struct Vocabulary {
     /// (`own`), which the page events carry: a string the reading thread also retains and
     /// releases for every event costs both threads a contended reference count. One per thread.
     struct HandlerCache {
-        private var byType = DenseTable<(key: String, own: String, handler: Handler?)>()
+        private var keys = DenseTable<String>()
+        private var byType = DenseTable<(own: String, handler: Handler?)>()
+        /// The events come from one reader, whose type ids each name one type: the id alone
+        /// finds the handler. Otherwise the name is checked too (reading the reader's copy of it
+        /// costs a reference count both threads bump).
+        var trustsTypeIDs = false
 
         /// The handler for an event's name and the name to give its page events: looked up
         /// once per type id, not hashed per event.
         mutating func lookup(_ e: RawEvent) -> (handler: Handler?, name: String) {
             let id = Int(e.typeID)
             guard id >= 0, id < 1 << 16 else { return (Vocabulary.handlers[e.name], e.name) }
-            if let cached = byType[id], cached.key == e.name { return (cached.handler, cached.own) }
+            if let cached = byType[id], trustsTypeIDs || keys[id] == e.name { return (cached.handler, cached.own) }
             // The handler table's key where there is one: most are string literals, which have no
             // reference count to bump (the page events of the type all carry the name).
             let entry = Vocabulary.handlers.index(forKey: e.name).map { Vocabulary.handlers[$0] }
             let handler = entry?.value
             let own = entry?.key ?? String(decoding: Array(e.name.utf8), as: UTF8.self)
-            byType[id] = (e.name, own, handler)
+            keys[id] = e.name
+            byType[id] = (own, handler)
             return (handler, own)
         }
     }
     private var handlerCache = HandlerCache()
+    /// Every event comes from one reader (`HandlerCache.trustsTypeIDs`).
+    var eventsFromOneReader: Bool {
+        get { handlerCache.trustsTypeIDs }
+        set { handlerCache.trustsTypeIDs = newValue }
+    }
 
     /// Maps one raw event to zero or more page events.
     public mutating func map(_ e: RawEvent, _ emit: (PageEvent) -> Void) {
