@@ -4,10 +4,10 @@ import Synchronization
 /// or a binary trace's return addresses, symbolized when first read. Raw events and the page
 /// events made from them carry one, so a page event's stack is symbolized only if read too.
 ///
-/// Symbolizing needs kallsyms, which libtraceevent parses in the background at open (~45 ms for
-/// a distribution kernel). A stack nobody reads never waits for that parse: before, the reading
-/// thread symbolized every stack as it decoded it, and the first stack of a trace held both
-/// threads idle until kallsyms was parsed.
+/// Symbolizing needs kallsyms, which libtraceevent parses (~45 ms for a distribution kernel) in
+/// the background once a stack is going to be read (`prefetchSymbols`), or when one is read. A
+/// stack nobody reads never waits for that parse, and a trace whose stacks nobody reads never
+/// parses it.
 public struct LazyStack: Sendable {
     /// Frames given as frames (text traces), or taken out of `kernel` to be changed.
     private var given: [StackFrame]
@@ -28,6 +28,10 @@ public struct LazyStack: Sendable {
     /// Whether there is no frame, without symbolizing.
     public var isEmpty: Bool { kernel.map { $0.addresses.isEmpty } ?? given.isEmpty }
 
+    /// Starts what symbolizing needs (a binary trace's kallsyms parse) in the background, for a
+    /// stack that is going to be read: a reading thread calls it so the stack's reader waits less.
+    public func prefetchSymbols() { kernel?.symbolizer.symbols?.prefetch() }
+
     /// The frames, to change in place.
     var editable: [StackFrame] {
         get { frames }
@@ -45,7 +49,7 @@ public struct LazyStack: Sendable {
 final class KernelStack: @unchecked Sendable {
     /// Return addresses, innermost first.
     let addresses: [UInt64]
-    private let symbolizer: StackSymbolizer
+    let symbolizer: StackSymbolizer
     /// Written once, under the symbolizer's lock.
     private var symbolized: [StackFrame]?
 
@@ -86,8 +90,10 @@ final class StackSymbolizer: Sendable {
         }
     }
     private let cache: Mutex<Cache>
+    let symbols: KernelSymbols?
 
     init(symbols: KernelSymbols?) {
+        self.symbols = symbols
         cache = Mutex(Cache(symbols: symbols))
     }
 

@@ -1,9 +1,11 @@
 import CTraceEvent
 import Dispatch
+import Synchronization
 
-/// kallsyms parsed by libtraceevent into a handle of its own, on a background thread: a
-/// distribution kernel's ~100,000 lines took ~45 ms at open, before any record was read, and a
-/// separate handle lets the reader go on with the main one meanwhile.
+/// kallsyms parsed by libtraceevent into a handle of its own, on a background thread, when stacks
+/// are first going to be read (`prefetch`) or read (`function(at:)`). A distribution kernel's
+/// ~100,000 lines take ~45 ms of a core: a trace whose stacks nobody reads (no finding, no
+/// dirtying told by its stack) never pays for it.
 final class KernelSymbols: @unchecked Sendable {
     /// The handle and the parse's result: all the parsing thread holds. It must not hold the
     /// `KernelSymbols`, whose deinit waits for the parse: when the last reference went with the
@@ -15,18 +17,12 @@ final class KernelSymbols: @unchecked Sendable {
     }
     private let parse = Parse()
     private let done = DispatchGroup()
+    /// kallsyms, NUL-terminated, until the parse starts (then nil).
+    private let text: Mutex<[UInt8]?>
 
     /// - Parameter text: kallsyms, NUL-terminated.
     init(_ text: [UInt8]) {
-        let parse = self.parse
-        DispatchQueue.global().async(group: done) {
-            guard let tep = parse.tep else { return }
-            parse.rc = text.withUnsafeBufferPointer { buf in
-                buf.withMemoryRebound(to: CChar.self) { tep_parse_kallsyms(tep, $0.baseAddress!) }
-            }
-            // The first lookup sorts the table: do that here too.
-            _ = tep_find_function(tep, 0)
-        }
+        self.text = Mutex(text)
     }
 
     deinit {
@@ -34,14 +30,40 @@ final class KernelSymbols: @unchecked Sendable {
         if let tep = parse.tep { tep_free(tep) }
     }
 
-    /// Whether libtraceevent parsed it (waits for the parse).
-    var parsed: Bool {
+    /// Starts the parse in the background unless it started already.
+    func prefetch() {
+        // Entered under the lock: whoever finds the text taken also finds the parse in `done`.
+        let done = self.done
+        let taken = text.withLock { t -> [UInt8]? in
+            guard let taken = t else { return nil }
+            t = nil
+            done.enter()
+            return taken
+        }
+        guard let taken else { return }
+        let parse = self.parse
+        DispatchQueue.global().async {
+            if let tep = parse.tep {
+                parse.rc = taken.withUnsafeBufferPointer { buf in
+                    buf.withMemoryRebound(to: CChar.self) { tep_parse_kallsyms(tep, $0.baseAddress!) }
+                }
+                // The first lookup sorts the table: do that here too.
+                _ = tep_find_function(tep, 0)
+            }
+            done.leave()
+        }
+    }
+
+    /// Whether libtraceevent parsed it (waits for the parse); nil when nothing needed it.
+    var parsed: Bool? {
+        if text.withLock({ $0 != nil }) { return nil }
         done.wait()
         return parse.rc == 0
     }
 
-    /// The function an address is in, and its start (waits for the parse).
+    /// The function an address is in, and its start (starts the parse if needed and waits for it).
     func function(at address: UInt64) -> (name: UnsafePointer<CChar>, start: UInt64)? {
+        prefetch()
         done.wait()
         guard let tep = parse.tep, let name = tep_find_function(tep, address) else { return nil }
         return (name, tep_find_function_address(tep, address))
@@ -91,9 +113,9 @@ public final class TraceDatFile {
     var buffers: [Buffer] = []
     public internal(set) var warnings: [TraceWarning] = []
     /// What went wrong reading the file. Waits for the background kallsyms parse, whose
-    /// failure is counted here.
+    /// failure is counted here (when something read a stack and so had it parsed).
     public var anomalies: Anomalies {
-        guard let symbols, !symbols.parsed else { return recordedAnomalies }
+        guard let symbols, symbols.parsed == false else { return recordedAnomalies }
         // In the place it would have had, had the parse not run in the background.
         var a = Anomalies()
         for (i, e) in recordedAnomalies.entries.enumerated() {

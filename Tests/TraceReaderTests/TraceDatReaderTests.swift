@@ -54,8 +54,11 @@ final class TraceDatReaderTests: XCTestCase {
         let failure = Mutex<Error?>(nil)
         Thread.detachNewThread {
             do {
-                for _ in 0..<200 { _ = try TraceDatFile(path: path) }
+                // Each file starts its parse (as a stack about to be read does) and is dropped.
+                for _ in 0..<200 { try TraceDatFile(path: path).symbols?.prefetch() }
                 let dat = try TraceDatFile(path: path)
+                XCTAssertNil(dat.symbols?.parsed, "parsed though no stack was read")
+                dat.symbols?.prefetch()
                 XCTAssertEqual(dat.symbols?.parsed, true)
             } catch {
                 failure.withLock { $0 = error }

@@ -109,6 +109,15 @@ public struct Vocabulary {
         case markDirty, folioState, notifierRange, filemapAdd, filemapDelete, dirtyTracepoint, waitWriteback, writepages
         case migrate, pageRef
         case kvmDirty, kvmRelease, kvmInvalidate
+
+        /// Whether mapping the event may read its stack (the page-cache and writeback range
+        /// tracepoints never do; a finding may still read any page event's stack).
+        var readsStack: Bool {
+            switch self {
+            case .filemapAdd, .filemapDelete, .waitWriteback, .writepages, .migrate: return false
+            default: return true
+            }
+        }
     }
 
     static let handlers: [String: Handler] = {
@@ -273,9 +282,19 @@ public struct Vocabulary {
         private var handlers = HandlerCache()
         private var byType = DenseTable<(handler: Handler?, fields: FieldPositions)>()
 
+        /// A stack was going to be read, and its symbols' parse was started.
+        private var symbolsPrefetched = false
+
         func callAsFunction(_ e: RawEvent) -> Extracted {
             let id = Int(e.typeID)
-            if let known = byType[id] { return Vocabulary.extract(e, known.handler, at: known.fields) }
+            if let known = byType[id] {
+                if !symbolsPrefetched, known.handler?.readsStack ?? false, !e.lazyStack.isEmpty {
+                    // The analysis reads this stack soon: parse the symbols meanwhile.
+                    e.lazyStack.prefetchSymbols()
+                    symbolsPrefetched = true
+                }
+                return Vocabulary.extract(e, known.handler, at: known.fields)
+            }
             let handler = handlers.lookup(e).handler
             guard id >= 0, id < 1 << 16 else { return Vocabulary.extract(e, handler) }
             let fields = FieldPositions(e, handler)
