@@ -20,8 +20,9 @@ struct StackAttacher {
     private var open: [Bool] = []
     let limit = 64
 
-    /// Adds an event; `isStack` marks a stack record whose frames are its own stack.
-    mutating func add(_ event: RawEvent, isStack: Bool) {
+    /// Adds an event; `isStack` marks a stack record whose frames are its own stack. Taken, not
+    /// borrowed: the event moves into the queue without a retain and a release.
+    mutating func add(_ event: consuming RawEvent, isStack: Bool) {
         let cpu = event.cpu
         if cpu >= open.count { open += [Bool](repeating: false, count: cpu + 1 - open.count) }
         if isStack {
@@ -31,12 +32,12 @@ struct StackAttacher {
                 pending[i].resolved = true
                 open[cpu] = false
             } else {
-                pending.append(Held(event: event, cpu: cpu, resolved: true))
+                pending.append(Held(event: consume event, cpu: cpu, resolved: true))
             }
         } else {
             // A newer event on this CPU: no stack can follow the older ones any more.
             resolve(cpu: cpu)
-            pending.append(Held(event: event, cpu: cpu, resolved: false))
+            pending.append(Held(event: consume event, cpu: cpu, resolved: false))
             open[cpu] = true
         }
         if pending.count > limit, !pending[pending.startIndex].resolved {

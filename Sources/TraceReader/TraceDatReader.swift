@@ -422,7 +422,8 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
             if skippedBefore, attachStacks { attacher.skipped(cpu: cpu) }
             let event = decoder.decode(rec, cpu: cpu, typeID: typeID, into: pool.popLast())
             guard attachStacks else { return event }
-            attacher.add(event, isStack: Int(UInt16(truncatingIfNeeded: event.typeID)) == stackID && event.typeID >= 0)
+            let isStack = Int(UInt16(truncatingIfNeeded: event.typeID)) == stackID && event.typeID >= 0
+            attacher.add(consume event, isStack: isStack)
         }
     }
 }
