@@ -40,7 +40,10 @@ public struct HashTable<Key: TableKey, Value> {
 
     /// Fibonacci hashing of the key's one word: high bits are the best mixed.
     @inline(__always)
-    private func home(_ key: Key) -> Int {
+    private func home(_ key: Key) -> Int { Self.home(key, mask) }
+
+    @inline(__always)
+    private static func home(_ key: Key, _ mask: Int) -> Int {
         let word = key.word
         let h = (word ^ (word >> 29)) &* 0x9e37_79b9_7f4a_7c15
         return Int(truncatingIfNeeded: h >> 32) & mask
@@ -70,10 +73,15 @@ public struct HashTable<Key: TableKey, Value> {
                 return
             }
             let (i, found) = find(key)
-            if found {
-                slots[i]!.value = newValue
-            } else {
-                slots[i] = Slot(key: key, value: newValue)
+            // One uniqueness check for the write, not one per slot access.
+            slots.withUnsafeMutableBufferPointer { slots in
+                if found {
+                    slots[i]!.value = newValue
+                } else {
+                    slots[i] = Slot(key: key, value: newValue)
+                }
+            }
+            if !found {
                 count += 1
                 if count * 4 > slots.count * 3 { grow() }
             }
@@ -85,7 +93,7 @@ public struct HashTable<Key: TableKey, Value> {
     public mutating func insert(_ key: Key, _ value: Value) -> Bool {
         let (i, found) = find(key)
         if found { return false }
-        slots[i] = Slot(key: key, value: value)
+        slots.withUnsafeMutableBufferPointer { $0[i] = Slot(key: key, value: value) }
         count += 1
         if count * 4 > slots.count * 3 { grow() }
         return true
@@ -95,24 +103,26 @@ public struct HashTable<Key: TableKey, Value> {
     public mutating func removeValue(forKey key: Key) -> Value? {
         let (hole, found) = find(key)
         guard found else { return nil }
-        var i = hole
-        let old = slots[i].unsafelyUnwrapped.value
-        slots[i] = nil
         count -= 1
-        // Backward-shift: move later members of the probe run into the hole when their home
-        // position does not lie cyclically in (hole, j].
-        var j = i
-        while true {
-            j = (j + 1) & mask
-            guard slots[j] != nil else { break }
-            let h = home(slots[j].unsafelyUnwrapped.key)
-            let between = i <= j ? (h > i && h <= j) : (h > i || h <= j)
-            if !between {
-                slots.swapAt(i, j)
-                i = j
+        let mask = self.mask
+        return slots.withUnsafeMutableBufferPointer { slots in
+            var i = hole
+            let old = slots[i].take().unsafelyUnwrapped.value
+            // Backward-shift: move later members of the probe run into the hole when their home
+            // position does not lie cyclically in (hole, j].
+            var j = i
+            while true {
+                j = (j + 1) & mask
+                guard slots[j] != nil else { break }
+                let h = Self.home(slots[j].unsafelyUnwrapped.key, mask)
+                let between = i <= j ? (h > i && h <= j) : (h > i || h <= j)
+                if !between {
+                    slots[i] = slots[j].take()
+                    i = j
+                }
             }
+            return old
         }
-        return old
     }
 
     private mutating func grow() {
