@@ -179,7 +179,7 @@ public final class Analyzer {
             if analysis.lostAt.count < 1000 { analysis.lostAt.append((e.timestampNs, e.cpu)) }
         }
         guard prefiltered || options.userMap != nil || Vocabulary.consumedEventNames.contains(e.name) else { return }
-        let calibrated = vocabulary.identity.vmemmapBase != nil
+        let calibrated = vocabulary.isCalibrated()
         // Mapped into a local array (the stored one swapped in and back, which moves its buffer):
         // reading a stored property's array in the loop below retained and released its buffer.
         var events: [PageEvent] = []
@@ -192,7 +192,7 @@ public final class Analyzer {
         }
         vocabulary.recycle(&events)
         swap(&events, &pending)
-        if !calibrated, vocabulary.identity.vmemmapBase != nil {
+        if !calibrated, vocabulary.isCalibrated() {
             let identity = vocabulary.identity
             ledger.rekey { key in
                 guard case .pointer(let p) = key, let pfn = identity.pfn(ofPointer: p) else { return nil }
@@ -203,7 +203,7 @@ public final class Analyzer {
 
     private func handle(_ e: PageEvent) {
         analysis.pageEvents += 1
-        let key = vocabulary.identity.resolve(e.page, mapping: e.mapping, index: e.index)
+        let key = vocabulary.resolve(e.page, mapping: e.mapping, index: e.index)
         if key != e.page {
             ledger.merge(e.page, into: key)
             e.page = key
@@ -236,9 +236,9 @@ public final class Analyzer {
         var backing = after?.backing
         if let after {
             if case .pfn(let pfn) = key, after.dev == nil || after.ino == nil || after.index == nil,
-               let f = vocabulary.identity.file(ofPfn: pfn) {
-                backing = ledger.learnDevice(key, after, dev: f.dev ?? vocabulary.identity.dev(ofIno: f.ino), ino: f.ino, index: f.index)
-            } else if let ino = after.ino, after.dev == nil, let dev = vocabulary.identity.dev(ofIno: ino) {
+               let f = vocabulary.file(ofPfn: pfn) {
+                backing = ledger.learnDevice(key, after, dev: f.dev ?? vocabulary.dev(ofIno: f.ino), ino: f.ino, index: f.index)
+            } else if let ino = after.ino, after.dev == nil, let dev = vocabulary.dev(ofIno: ino) {
                 backing = ledger.learnDevice(key, after, dev: dev, ino: nil, index: nil)
             }
         }

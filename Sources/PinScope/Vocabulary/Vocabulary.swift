@@ -78,6 +78,16 @@ public struct Vocabulary {
         self.userMap = userMap
     }
 
+    /// `identity.resolve`, and the lookups below, for a caller holding the vocabulary in a class:
+    /// called in place (as mutating), where reading `identity` through the stored property first
+    /// copied its 168 bytes, for every page event.
+    mutating func resolve(_ ref: PageRef, mapping: UInt64?, index: UInt64?) -> PageRef {
+        identity.resolve(ref, mapping: mapping, index: index)
+    }
+    mutating func file(ofPfn pfn: UInt64) -> (dev: UInt64?, ino: UInt64, index: UInt64)? { identity.file(ofPfn: pfn) }
+    mutating func dev(ofIno ino: UInt64) -> UInt64? { identity.dev(ofIno: ino) }
+    mutating func isCalibrated() -> Bool { identity.vmemmapBase != nil }
+
     /// Decodes GUP flags with the trace's kernel layout. Without one, only FOLL_WRITE (0x1 in
     /// every kernel since 2.6) is read; the rest stays raw.
     public func follFlags(_ raw: UInt64?) -> FollFlags? {
