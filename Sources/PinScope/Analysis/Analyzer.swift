@@ -224,15 +224,21 @@ public final class Analyzer {
         rules.observe(e, before, &ctx)
         let foll = e.gupFlags == nil ? nil : vocabulary.follFlags(e.gupFlags)
         let backingBefore = before?.backing
-        let after = ledger.apply(e, current: .some(before), follFlags: foll, pageFlagLayout: pageFlags) { life in
-            let driver = life.hold.driver?.driver ?? life.hold.comm
-            analysis.byDriver[driver, default: PinGroupStats()].record(life)
-            if let backingBefore {
-                analysis.byBacking[backingBefore.rawValue, default: PinGroupStats()].record(life)
+        let after = ledger.apply(e, known: before, follFlags: foll, pageFlagLayout: pageFlags)
+        if !ledger.completed.isEmpty {
+            for life in ledger.completed {
+                let driver = life.hold.driver?.driver ?? life.hold.comm
+                analysis.byDriver[driver, default: PinGroupStats()].record(life)
+                if let backingBefore {
+                    analysis.byBacking[backingBefore.rawValue, default: PinGroupStats()].record(life)
+                }
             }
         }
-        for c in ctx.crossings { ledger.markFlagged(c.page, holdAt: c.hold, cycle: c.cycle) }
-        ctx.crossings.removeAll()
+        // Checked first: reading the array to loop over it cost a retain and a release per event.
+        if !ctx.crossings.isEmpty {
+            for c in ctx.crossings { ledger.markFlagged(c.page, holdAt: c.hold, cycle: c.cycle) }
+            ctx.crossings.removeAll()
+        }
         var backing = after?.backing
         if let after {
             if case .pfn(let pfn) = key, after.dev == nil || after.ino == nil || after.index == nil,

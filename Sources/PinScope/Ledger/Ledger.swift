@@ -165,20 +165,29 @@ public struct Ledger {
 
     public subscript(page: PageRef) -> PageState? { pages[page] }
 
+    /// The pin lifetimes the last `apply` completed (most events complete none). A list the
+    /// caller reads, not a closure `apply` calls: the closure's context cost a retain and a
+    /// release of the caller for every event.
+    public private(set) var completed: [PinLifetime] = []
+
     /// Applies one event and returns the page's state after it (nil when the ledger does not
-    /// keep the page). `onRelease` sees each completed pin lifetime.
-    /// - Parameter current: the page's state as `self[e.page]` gives it, when the caller has
-    ///   just looked it up (saves a lookup per event).
+    /// keep the page). `completed` holds the pin lifetimes it ended.
     @discardableResult
-    public mutating func apply(_ e: PageEvent, current: PageState?? = .none, follFlags: FollFlags?, pageFlagLayout: PageFlagLayout?,
-                               onRelease: (PinLifetime) -> Void = { _ in }) -> PageState? {
+    public mutating func apply(_ e: PageEvent, follFlags: FollFlags?, pageFlagLayout: PageFlagLayout?) -> PageState? {
+        apply(e, known: pages[e.page], follFlags: follFlags, pageFlagLayout: pageFlagLayout)
+    }
+
+    /// `apply(_:follFlags:pageFlagLayout:)` for a caller that has just looked the page up.
+    /// - Parameter known: the page's state as `self[e.page]` gives it (saves a lookup per event).
+    @discardableResult
+    public mutating func apply(_ e: PageEvent, known: PageState?, follFlags: FollFlags?, pageFlagLayout: PageFlagLayout?) -> PageState? {
+        if !completed.isEmpty { completed.removeAll(keepingCapacity: true) }
         if case .range = e.page { return nil }
         if e.kind == .cleanRange {
             applyRange(e)
             return nil
         }
         if e.kind == .migrateFail { return nil }
-        let known = current ?? pages[e.page]
         let state = known ?? PageState()
         learnKeys(e, state, pageFlagLayout)
         switch e.kind {
@@ -223,7 +232,7 @@ public struct Ledger {
                     totalPinNs &+= life.durationNs
                     durationHistogram[Self.bucket(life.durationNs)] += 1
                     if life.durationNs > (longestPin?.durationNs ?? 0) { longestPin = life }
-                    onRelease(life)
+                    completed.append(life)
                 } else {
                     getsReleased += 1
                 }
