@@ -92,7 +92,7 @@ struct EventDecoder {
     mutating func decode(_ rec: UnsafeMutablePointer<tep_record>, cpu: Int, typeID: Int32? = nil, into reuse: consuming RawEvent? = nil) -> RawEvent {
         let id = typeID ?? tep_data_type(tep, rec)
         let pid = tep_data_pid(tep, rec)
-        let comm = commName(pid)
+        let comm = commName(pid, cpu: cpu)
         var locator = fileLocator
         locator.offset = rec.pointee.offset
         let lost: UInt64? = rec.pointee.missed_events > 0 ? UInt64(rec.pointee.missed_events)
@@ -141,14 +141,17 @@ struct EventDecoder {
         return e
     }
 
-    /// The last pid looked up and its comm: consecutive records mostly come from one task.
-    private var lastComm: (pid: Int32, comm: String) = (-1, "")
+    /// Per CPU, the last pid looked up there and its comm: consecutive records of a CPU mostly
+    /// come from one task (one entry for all CPUs missed at every switch between them, and
+    /// each miss made a new string).
+    private var lastComm: [(pid: Int32, comm: String)] = []
 
-    private mutating func commName(_ pid: Int32) -> String {
+    private mutating func commName(_ pid: Int32, cpu: Int) -> String {
         if pid == 0 { return "<idle>" }
-        if pid == lastComm.pid { return lastComm.comm }
+        if cpu >= lastComm.count { lastComm += Array(repeating: (-1, ""), count: cpu + 1 - lastComm.count) }
+        if pid == lastComm[cpu].pid { return lastComm[cpu].comm }
         let comm = tep_data_comm_from_pid(tep, pid).map { String(cString: $0) } ?? "<...>"
-        lastComm = (pid, comm)
+        lastComm[cpu] = (pid, comm)
         return comm
     }
 
