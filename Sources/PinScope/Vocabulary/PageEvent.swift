@@ -204,16 +204,19 @@ public final class PageEvent: @unchecked Sendable {
         pincount = nil
         order = nil
         self.api = api ?? name ?? e.name
-        call = nil
-        lazyStack = e.lazyStack
-        storedCaller = nil
+        // A refilled event mostly has no call, caller, driver, detail or stack, and nor does the
+        // new one: each is reset only when set (an assignment is a release call, and a copy of
+        // an empty stack two more).
+        if call != nil { call = nil }
+        if !(lazyStack.isEmpty && e.lazyStack.isEmpty) { lazyStack = e.lazyStack }
+        if storedCaller != nil { storedCaller = nil }
         callerPending = !lazyStack.isEmpty
-        driver = nil
+        if driver != nil { driver = nil }
         dirtySource = nil
         bio = nil
         locator = e.locator
         afterLostEvents = e.lostBefore != nil
-        detail = nil
+        if detail != nil { detail = nil }
         inferred = false
     }
 }

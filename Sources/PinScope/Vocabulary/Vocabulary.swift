@@ -426,7 +426,7 @@ public struct Vocabulary {
             dirtyKprobesSeen = true
             let pe = event(name: name, kind: .markDirty, from: e, page: .pointer(folio), mapping: e.u("mapping"), index: e.u("index"))
             readPageFields(e, into: pe)
-            pe.dirtySource = dirtySource(e, stack: e.stack)
+            pe.dirtySource = dirtySource(e)
             if let d = dirtyCalls[e.pid], e.timestampNs &- d.startNs < wrapperWindowNs {
                 pe.call = d.api
                 pe.bio = d.bio
@@ -482,7 +482,7 @@ public struct Vocabulary {
             guard let ino = file.ino, let index = file.index else { return miss(e) }
             let pe = event(name: name, kind: .markDirty, from: e, page: .file(ino: ino, index: index), index: index)
             pe.ino = ino
-            pe.dirtySource = dirtySource(e, stack: e.stack)
+            pe.dirtySource = dirtySource(e)
             if pe.dirtySource == .bioCompletion || pe.dirtySource == .bioSubmit { pe.driver = Attribution(driver: "direct-io", basis: .stack) }
             out.append(consume pe)
             count(.tracepoints)
@@ -590,8 +590,9 @@ public struct Vocabulary {
     static let pinBias: Int64 = 1024
 
     /// Who dirtied, from the event's own stack, else from the call the task is in.
-    private func dirtySource(_ e: RawEvent, stack: [StackFrame]) -> DirtySource {
-        if let s = Self.dirtySource(fromStack: stack) { return s }
+    private func dirtySource(_ e: RawEvent) -> DirtySource {
+        // Most dirtyings have no stack: asking first spares reading (copying out) an empty one.
+        if !e.lazyStack.isEmpty, let s = Self.dirtySource(fromStack: e.stack) { return s }
         if !gupCalls.isEmpty, gupCalls[e.pid] != nil { return .gupFault }
         if !dirtyCalls.isEmpty, let d = dirtyCalls[e.pid], e.timestampNs &- d.startNs < wrapperWindowNs { return d.source }
         return .other
