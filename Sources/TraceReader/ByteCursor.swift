@@ -106,12 +106,6 @@ struct ByteCursor {
         try readBytes(try readSize(T.self, what), what)
     }
 
-    /// Reads a size field and moves past that many bytes, unread.
-    mutating func skipSized<T: FixedWidthInteger>(_ sizeType: T.Type, _ what: String) throws {
-        let count = try readSize(T.self, what)
-        seek(to: fileOffset + UInt64(count))
-    }
-
     /// Reads a size field and then that many bytes, with a NUL after them for a C parser. One
     /// allocation, filled straight from the file when the bytes are not in the window: kallsyms
     /// is megabytes, and copying it through the window and again to append the NUL was most of

@@ -208,26 +208,10 @@ public final class TraceDatFile {
     }
 
     private func readV6(_ c: inout ByteCursor) throws {
-        // kallsyms follows the event formats, and the first kernel stack waits for libtraceevent
-        // to parse it (tens of ms): walk past the formats first and start that, then parse them.
-        // Should the walk fail, the reading below reports where.
-        var ahead = c
-        let kallsymsStarted = (try? { () throws -> Void in
-            try readHeaderInfo(&ahead, parse: false)
-            try readFtraceEvents(&ahead, parse: false)
-            try readEventFormats(&ahead, parse: false)
-            try readKallsyms(&ahead)
-        }()) != nil
         try readHeaderInfo(&c)
         try readFtraceEvents(&c)
         try readEventFormats(&c)
-        if kallsymsStarted {
-            // Its anomaly, if any, goes after those of the formats, as when it is read in order.
-            kallsymsAnomalyIndex = recordedAnomalies.entries.count
-            c = ahead
-        } else {
-            try readKallsyms(&c)
-        }
+        try readKallsyms(&c)
         try readPrintk(&c)
         try readCmdlines(&c)
         cpuCount = Int(try c.readInteger(UInt32.self, "CPU count"))
@@ -423,16 +407,9 @@ public final class TraceDatFile {
 
     // MARK: - Metadata blocks (the same in v6 and in v7 sections)
 
-    /// - Parameter parse: false only walks past the section.
-    private func readHeaderInfo(_ c: inout ByteCursor, parse: Bool = true) throws {
+    private func readHeaderInfo(_ c: inout ByteCursor) throws {
         try c.expect("header_page", "header page label")
         let pageStart = c.fileOffset
-        guard parse else {
-            try c.skipSized(UInt64.self, "header page format")
-            try c.expect("header_event", "header event label")
-            try c.skipSized(UInt64.self, "header event format")
-            return
-        }
         var page = try c.readSized(UInt64.self, "header page format")
         let rc = page.withUnsafeMutableBytes { raw in
             tep_parse_header_page(tep, raw.baseAddress!.assumingMemoryBound(to: CChar.self), UInt(raw.count), Int32(longSize))
@@ -509,19 +486,16 @@ public final class TraceDatFile {
         }
     }
 
-    /// - Parameter parse: false only walks past the section.
-    private func readFtraceEvents(_ c: inout ByteCursor, parse: Bool = true) throws {
+    private func readFtraceEvents(_ c: inout ByteCursor) throws {
         let count = try c.readInteger(UInt32.self, "ftrace event count")
         guard count < 100_000 else { throw c.error("implausible ftrace event count \(count)") }
         for _ in 0..<count {
-            guard parse else { try c.skipSized(UInt64.self, "ftrace event format"); continue }
             let at = c.fileOffset
             parseFormat(try c.readSized(UInt64.self, "ftrace event format"), system: "ftrace", at: at)
         }
     }
 
-    /// - Parameter parse: false only walks past the section.
-    private func readEventFormats(_ c: inout ByteCursor, parse: Bool = true) throws {
+    private func readEventFormats(_ c: inout ByteCursor) throws {
         let systems = try c.readInteger(UInt32.self, "event system count")
         guard systems < 100_000 else { throw c.error("implausible event system count \(systems)") }
         for _ in 0..<systems {
@@ -529,7 +503,6 @@ public final class TraceDatFile {
             let count = try c.readInteger(UInt32.self, "event count of \(system)")
             guard count < 100_000 else { throw c.error("implausible event count \(count) in \(system)") }
             for _ in 0..<count {
-                guard parse else { try c.skipSized(UInt64.self, "\(system) event format"); continue }
                 let at = c.fileOffset
                 parseFormat(try c.readSized(UInt64.self, "\(system) event format"), system: system, at: at)
             }
