@@ -19,6 +19,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .target(name: "CTraceEventPrint", dependencies: ["CTraceEvent"]),
+        .target(name: "CPrefetch"),
         .target(
             name: "TraceReader",
             dependencies: [
@@ -30,7 +31,7 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
         .target(
-            name: "PinScope", dependencies: ["TraceReader"],
+            name: "PinScope", dependencies: ["TraceReader", "CPrefetch"],
             // The per-event analysis is hot too (page states are classes changed in place).
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),

@@ -166,7 +166,21 @@ public final class Analyzer {
     /// Consumes every event read ahead. A method, so the loop holds `self` without a retain per
     /// event (a closure outside would retain the analyzer for each call).
     private func consumeAll(_ events: ReadAhead<Vocabulary.Extracted?>) throws {
-        while try events.next({ consume($0, extracted: $1) }) {}
+        while try events.next({ consume($0, extracted: $1) }, ahead: { prefetch(next: $0, afterNext: $1) }) {}
+    }
+
+    /// Starts loading the hash-table slots the next events will look up while this one is
+    /// handled: the tables outgrow the caches, and each lookup was a miss. The event after next
+    /// gets its (ino, index) slot loaded; the next one, whose slot is loaded by now, its page's
+    /// slot in the ledger (a guess: this event may change either, and a hint is all it is).
+    private func prefetch(next: Vocabulary.Extracted?, afterNext: Vocabulary.Extracted?) {
+        if let f = afterNext?.file, let ino = f.ino, let index = f.index { vocabulary.prefetch(ino: ino, index: index) }
+        guard let f = next?.file else { return }
+        if let pfn = f.pfn {
+            ledger.prefetch(.pfn(pfn))
+        } else if let ino = f.ino, let index = f.index, let pfn = vocabulary.pfnGuess(ino: ino, index: index) {
+            ledger.prefetch(.pfn(pfn))
+        }
     }
 
     func consume(_ e: RawEvent, extracted: Vocabulary.Extracted?) {

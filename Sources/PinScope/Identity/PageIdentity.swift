@@ -47,6 +47,11 @@ public struct PageIdentity: Sendable {
         }
     }
 
+    /// Starts loading where `resolve` will look (ino, index) up.
+    func prefetch(ino: UInt64, index: UInt64) { fileToPfn.prefetch(FileKey(ino: ino, index: index)) }
+    /// The pfn of (ino, index) when its slot is cached and holds it (for prefetching only).
+    func pfnGuess(ino: UInt64, index: UInt64) -> UInt64? { fileToPfn.valueAtHome(FileKey(ino: ino, index: index)) }
+
     /// The `struct page *` of a pfn, once calibrated.
     public func pointer(ofPfn pfn: UInt64) -> UInt64? { vmemmapBase.map { $0 &+ pfn &* structPageSize } }
 

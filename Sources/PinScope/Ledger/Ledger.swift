@@ -165,6 +165,9 @@ public struct Ledger {
 
     public subscript(page: PageRef) -> PageState? { pages[page] }
 
+    /// Starts loading where looking `page` up will read (a hint).
+    mutating func prefetch(_ page: PageRef) { pages.prefetch(page) }
+
     /// The pin lifetimes the last `apply` completed (most events complete none). A list the
     /// caller reads, not a closure `apply` calls: the closure's context cost a retain and a
     /// release of the caller for every event.

@@ -1,3 +1,5 @@
+import CPrefetch
+
 /// A key a `HashTable` can hold: equatable, and folded to one well-spread word.
 public protocol TableKey: Equatable {
     var word: UInt64 { get }
@@ -59,6 +61,24 @@ public struct HashTable<Key: TableKey, Value> {
                 i = (i + 1) & mask
             }
             return (i, false)
+        }
+    }
+
+    /// Starts loading the slot a lookup of `key` begins at (a software prefetch): the tables
+    /// outgrow the caches, and a caller that knows a key ahead of time hides the lookup's miss.
+    @inline(__always)
+    public func prefetch(_ key: Key) {
+        slots.withUnsafeBufferPointer { pinscope_prefetch($0.baseAddress! + home(key)) }
+    }
+
+    /// The value of `key` if its home slot holds it, without probing further (a cheap guess,
+    /// for prefetching).
+    @inline(__always)
+    func valueAtHome(_ key: Key) -> Value? {
+        slots.withUnsafeBufferPointer { slots in
+            let i = home(key)
+            guard slots[i] != nil, slots[i].unsafelyUnwrapped.key == key else { return nil }
+            return slots[i].unsafelyUnwrapped.value
         }
     }
 
