@@ -166,19 +166,22 @@ public final class Analyzer {
     /// Consumes every event read ahead. A method, so the loop holds `self` without a retain per
     /// event (a closure outside would retain the analyzer for each call).
     private func consumeAll(_ events: ReadAhead<Vocabulary.Extracted?>) throws {
-        while try events.next({ consume($0, extracted: $1) }, ahead: { prefetch(next: $0, afterNext: $1) }) {}
+        while try events.next({ consume($0, extracted: $1) }, ahead: { prefetch($0, after: $1) }) {}
     }
 
     /// Starts loading the hash-table slots the next events will look up while this one is
     /// handled: the tables outgrow the caches, and each lookup was a miss. The event after next
     /// gets its (ino, index) slot loaded; the next one, whose slot is loaded by now, its page's
     /// slot in the ledger (a guess: this event may change either, and a hint is all it is).
-    private func prefetch(next: Vocabulary.Extracted?, afterNext: Vocabulary.Extracted?) {
-        if let f = afterNext?.file, let ino = f.ino, let index = f.index { vocabulary.prefetch(ino: ino, index: index) }
-        guard let f = next?.file else { return }
-        if let pfn = f.pfn {
+    private func prefetch(_ extracts: [Vocabulary.Extracted?], after i: Int) {
+        guard i + 2 < extracts.count else { return }
+        if let ino = extracts[i + 2]?.file.ino, let index = extracts[i + 2]?.file.index {
+            vocabulary.prefetch(ino: ino, index: index)
+        }
+        if let pfn = extracts[i + 1]?.file.pfn {
             ledger.prefetch(.pfn(pfn))
-        } else if let ino = f.ino, let index = f.index, let pfn = vocabulary.pfnGuess(ino: ino, index: index) {
+        } else if let ino = extracts[i + 1]?.file.ino, let index = extracts[i + 1]?.file.index,
+                  let pfn = vocabulary.pfnGuess(ino: ino, index: index) {
             ledger.prefetch(.pfn(pfn))
         }
     }

@@ -71,15 +71,15 @@ final class ReadAhead<Extract>: @unchecked Sendable {
     /// reference cost a retain and a release per event of an object the reading thread wrote last
     /// (a cache line moving between cores, ~5% of the analysis thread).
     ///
-    /// `ahead` sees what `prepare` gave for the next two events in the batch, when there are:
-    /// enough to start loading what they will look up.
-    func next(_ body: (RawEvent, Extract) -> Void, ahead: (Extract, Extract) -> Void) throws -> Bool {
+    /// `ahead` sees what `prepare` gave for the events of the batch, and where this one is: the
+    /// next ones are enough to start loading what they will look up.
+    func next(_ body: (RawEvent, Extract) -> Void, ahead: ([Extract], Int) -> Void) throws -> Bool {
         if position >= batch.events.count {
             guard try nextBatch() else { return false }
         }
         let i = position
         position += 1
-        if i + 2 < batch.extracts.count { ahead(batch.extracts[i + 1], batch.extracts[i + 2]) }
+        ahead(batch.extracts, i)
         batch.events.withUnsafeBufferPointer { events in
             Unmanaged.passUnretained(events[i])._withUnsafeGuaranteedRef { body($0, batch.extracts[i]) }
         }
