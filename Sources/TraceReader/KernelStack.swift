@@ -10,8 +10,8 @@ import Synchronization
 /// parses it.
 public struct LazyStack: Sendable {
     /// Frames given as frames (text traces), or taken out of `kernel` to be changed.
-    private var given: [StackFrame]
-    private var kernel: KernelStack?
+    @usableFromInline var given: [StackFrame]
+    @usableFromInline var kernel: KernelStack?
 
     public init(_ frames: [StackFrame] = []) {
         given = frames
@@ -25,8 +25,12 @@ public struct LazyStack: Sendable {
     /// The frames, innermost first (symbolizing them on first read may wait for kallsyms).
     public var frames: [StackFrame] { kernel?.frames ?? given }
 
-    /// Whether there is no frame, without symbolizing.
-    public var isEmpty: Bool { kernel.map { $0.addresses.isEmpty } ?? given.isEmpty }
+    /// Whether there is no frame, without symbolizing. Inlined where it is asked: the analysis
+    /// asks it of nearly every event, and a call copied the stack (two retains and releases).
+    @inlinable public var isEmpty: Bool {
+        if let kernel { return kernel.addresses.isEmpty }
+        return given.isEmpty
+    }
 
     /// Starts what symbolizing needs (a binary trace's kallsyms parse) in the background, for a
     /// stack that is going to be read: a reading thread calls it so the stack's reader waits less.
@@ -46,9 +50,9 @@ public struct LazyStack: Sendable {
 }
 
 /// A binary trace's stack: return addresses, symbolized once, when first read.
-final class KernelStack: @unchecked Sendable {
+@usableFromInline final class KernelStack: @unchecked Sendable {
     /// Return addresses, innermost first.
-    let addresses: [UInt64]
+    @usableFromInline let addresses: [UInt64]
     let symbolizer: StackSymbolizer
     /// Written once, under the symbolizer's lock.
     private var symbolized: [StackFrame]?
