@@ -285,6 +285,12 @@ public final class RawEvent: @unchecked Sendable {
         guard let layoutRef, let record else { return nil }
         return layoutRef._withUnsafeGuaranteedRef { $0.value(i, record, size: recordSize) }
     }
+
+    /// `self[fieldAt: i]?.unsignedValue`, without making the value first when it is a number.
+    public func unsignedField(at i: Int) -> UInt64? {
+        guard let layoutRef, let record else { return nil }
+        return layoutRef._withUnsafeGuaranteedRef { $0.unsigned(i, record, size: recordSize) }
+    }
 }
 
 /// Position of the first element named `name` (fields by name, per event).

@@ -266,7 +266,7 @@ public struct Vocabulary {
     /// `extract(_:_:)` reading the fields at `p`. What a record lacks, `extract(_:_:)` may find in
     /// the printed payload: an event with one gets that instead.
     static func extract(_ e: RawEvent, _ handler: Handler?, at p: FieldPositions) -> Extracted {
-        func u(_ i: Int?) -> UInt64? { i.flatMap { e[fieldAt: $0]?.unsignedValue } }
+        func u(_ i: Int?) -> UInt64? { i.flatMap { e.unsignedField(at: $0) } }
         var x = Extracted()
         switch handler {
         case .filemapAdd?, .filemapDelete?:
