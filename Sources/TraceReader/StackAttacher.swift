@@ -2,8 +2,11 @@ import DequeModule
 
 /// Joins kernel stack records to the event they belong to: the event just before them on the
 /// same CPU (the kernel records the stack right after the event). Events leave in their
-/// original order once no stack can follow them.
-/// - Complexity: O(1) amortized per event; at most `limit` events are held.
+/// original order once no stack can follow them. For text traces, whose lines come merged
+/// across CPUs; a trace.dat reader joins them in each CPU's stream before merging.
+/// - Complexity: O(1) amortized per event; at most `limit` events are held: an event whose
+///   CPU stays quiet while `limit` others come goes out without a stack (a trace.dat reader
+///   would still join one; no capture has come near).
 struct StackAttacher {
     private struct Held {
         var event: RawEvent
@@ -20,7 +23,7 @@ struct StackAttacher {
     private var open: [Int] = []
     /// Events moved on from `pending`: a position minus this is an index there.
     private var released = 0
-    let limit = 64
+    let limit = 4096
 
     /// Adds an event; `isStack` marks a stack record whose frames are its own stack. Taken, not
     /// borrowed: the event moves into the queue without a retain and a release.

@@ -288,8 +288,6 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
     private var current: Int = -1
     private let attachStacks: Bool
     private var decoder: EventDecoder
-    private var attacher = StackAttacher()
-    private var exhausted = false
     public var info: TraceInfo { dat.info }
     public var anomalies: Anomalies {
         var a = dat.anomalies
@@ -406,25 +404,39 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
     }
 
     public func next() throws -> RawEvent? {
-        while true {
-            if let e = attacher.next() { return e }
-            if exhausted { return nil }
-            guard let rec = nextRecord() else {
-                exhausted = true
-                attacher.flush()
-                continue
+        guard let rec = nextRecord() else { return nil }
+        let (cpu, typeID) = streamRefs[current]._withUnsafeGuaranteedRef { s in (s.cpu, filter == nil ? nil : s.typeID) }
+        let event = decoder.decode(rec, cpu: cpu, typeID: typeID, into: pool.popLast())
+        if attachStacks, !isStack(event.typeID) { attachFollowingStack(to: event) }
+        return event
+    }
+
+    private func isStack(_ typeID: Int32) -> Bool { typeID >= 0 && Int(UInt16(truncatingIfNeeded: typeID)) == stackID }
+
+    /// The kernel records an event's stack right after the event, in the same CPU's buffer: when
+    /// the next record there is a stack, it becomes the event's (`RawEvent.stack`). Done in the
+    /// CPU's stream, before the merge across CPUs: joining them after it held every event behind
+    /// the last one of an idle CPU until that CPU's next record came (and gave up after 64).
+    /// Moves the stream on, and settles the heap for it.
+    private func attachFollowingStack(to event: RawEvent) {
+        streamRefs[current]._withUnsafeGuaranteedRef { s in
+            s.skippedBefore = false
+            s.advance()
+            // A stack after records skipped undecoded is theirs (and skipped with them, unless it
+            // carries lost events: then it goes out on its own, as one with no event before it).
+            if !s.finished, !s.skippedBefore, isStack(filter == nil ? tep_data_type(dat.tep, s.record) : s.typeID) {
+                let stack = decoder.decode(s.record, cpu: s.cpu, typeID: filter == nil ? nil : s.typeID, into: pool.popLast())
+                event.lazyStack = stack.lazyStack
+                if pool.count < poolLimit { pool.append(stack) }
+                s.advance()
             }
-            let (cpu, typeID, skippedBefore) = streamRefs[current]._withUnsafeGuaranteedRef { s in
-                defer { s.skippedBefore = false }
-                return (s.cpu, filter == nil ? nil : s.typeID, s.skippedBefore)
+            if s.finished {
+                _ = heap.removeMin()
+            } else {
+                heap.replaceMin(with: HeapEntry(ts: s.timestamp, index: current))
             }
-            // Records skipped on this CPU since its last event: no stack can follow that event.
-            if skippedBefore, attachStacks { attacher.skipped(cpu: cpu) }
-            let event = decoder.decode(rec, cpu: cpu, typeID: typeID, into: pool.popLast())
-            guard attachStacks else { return event }
-            let isStack = Int(UInt16(truncatingIfNeeded: event.typeID)) == stackID && event.typeID >= 0
-            attacher.add(consume event, isStack: isStack)
         }
+        current = -1
     }
 }
 
