@@ -178,6 +178,8 @@ public final class Analyzer {
         if let ino = extracts[i + 2]?.file.ino, let index = extracts[i + 2]?.file.index {
             vocabulary.prefetch(ino: ino, index: index)
         }
+        // A page-cache event also adds or removes the pfn's entry.
+        if let pfn = extracts[i + 2]?.file.pfn { vocabulary.prefetch(pfn: pfn) }
         if let pfn = extracts[i + 1]?.file.pfn {
             ledger.prefetch(.pfn(pfn))
         } else if let ino = extracts[i + 1]?.file.ino, let index = extracts[i + 1]?.file.index,

@@ -49,6 +49,8 @@ public struct PageIdentity: Sendable {
 
     /// Starts loading where `resolve` will look (ino, index) up.
     func prefetch(ino: UInt64, index: UInt64) { fileToPfn.prefetch(FileKey(ino: ino, index: index)) }
+    /// Starts loading where the page cache's entry of `pfn` is kept.
+    func prefetch(pfn: UInt64) { pfnToFile.prefetch(pfn) }
     /// The pfn of (ino, index) when its slot is cached and holds it (for prefetching only).
     func pfnGuess(ino: UInt64, index: UInt64) -> UInt64? { fileToPfn.valueAtHome(FileKey(ino: ino, index: index)) }
 

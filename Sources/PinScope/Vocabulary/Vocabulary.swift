@@ -89,6 +89,7 @@ public struct Vocabulary {
     mutating func isCalibrated() -> Bool { identity.vmemmapBase != nil }
     mutating func prefetch(ino: UInt64, index: UInt64) { identity.prefetch(ino: ino, index: index) }
     mutating func pfnGuess(ino: UInt64, index: UInt64) -> UInt64? { identity.pfnGuess(ino: ino, index: index) }
+    mutating func prefetch(pfn: UInt64) { identity.prefetch(pfn: pfn) }
 
     /// Decodes GUP flags with the trace's kernel layout. Without one, only FOLL_WRITE (0x1 in
     /// every kernel since 2.6) is read; the rest stays raw.
