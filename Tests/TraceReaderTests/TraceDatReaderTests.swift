@@ -105,6 +105,24 @@ final class TraceDatReaderTests: XCTestCase {
         XCTAssertEqual(pin[field: "nr_pages"]?.unsignedValue, 16)
     }
 
+    /// Reading a field by position, and a plain integer straight from the record, give what the
+    /// field's decoded value gives: for every field of every event of every sample trace.dat.
+    func testFieldsByPositionAgreeWithDecodedFields() throws {
+        var checked = 0
+        for path in TestPaths.allTraceDats where path.contains("SampleTraces") {
+            let r = try TraceDatReader(path: path)
+            while let e = try r.next() {
+                for (i, field) in e.fields.enumerated() {
+                    XCTAssertEqual(e.fieldIndex(named: field.name).map { e[fieldAt: $0] }, field.value, "\(path): \(e.name).\(field.name)")
+                    guard e.fieldIndex(named: field.name) == i else { continue }
+                    XCTAssertEqual(e.unsignedField(at: i), field.value.unsignedValue, "\(path): \(e.name).\(field.name)")
+                    checked += 1
+                }
+            }
+        }
+        XCTAssertGreaterThan(checked, 100_000)
+    }
+
     private func collect(_ path: String) throws -> [RawEvent] {
         let r = try TraceDatReader(path: path)
         var out: [RawEvent] = []
