@@ -286,6 +286,12 @@ public final class RawEvent: @unchecked Sendable {
         return layoutRef._withUnsafeGuaranteedRef { $0.value(i, record, size: recordSize) }
     }
 
+    /// The binary record's bytes (a copy the event owns), nil for a text event.
+    func withRecord<R>(_ body: (UnsafeRawPointer, Int) -> R) -> R? {
+        guard let record else { return nil }
+        return body(record, recordSize)
+    }
+
     /// `self[fieldAt: i]?.unsignedValue`, without making the value first when it is a number.
     public func unsignedField(at i: Int) -> UInt64? {
         guard let layoutRef, let record else { return nil }

@@ -1,3 +1,4 @@
+import CTraceEvent
 import DequeModule
 
 /// Joins kernel stack records to the event they belong to: the event just before them on the
@@ -13,6 +14,8 @@ struct StackAttacher {
         /// The event's CPU, kept here: reading it from the event cost a retain and a release.
         var cpu: Int
         var resolved: Bool
+        /// Its interrupt context (`IRQContext`), nil when the trace does not show it.
+        var context: UInt8?
     }
     private var pending = Deque<Held>()
     private var ready = Deque<RawEvent>()
@@ -27,24 +30,29 @@ struct StackAttacher {
 
     /// Adds an event; `isStack` marks a stack record whose frames are its own stack. Taken, not
     /// borrowed: the event moves into the queue without a retain and a release.
-    mutating func add(_ event: consuming RawEvent, isStack: Bool) {
+    /// - Parameter context: the record's interrupt context (`IRQContext`), when the trace shows
+    ///   it. A stack joins the CPU's open event only in the same context: an interrupt's event
+    ///   recorded between an event and its stack does not take the stack.
+    mutating func add(_ event: consuming RawEvent, isStack: Bool, context: UInt8? = nil) {
         let cpu = event.cpu
         if cpu >= open.count { open += [Int](repeating: -1, count: cpu + 1 - open.count) }
         if isStack {
             // The CPU's open event is its last one held: a stack after it would have closed it.
             let at = open[cpu] - released
-            if open[cpu] >= 0, pending[at].event.lazyStack.isEmpty {
+            if open[cpu] >= 0, pending[at].event.lazyStack.isEmpty, IRQContext.same(pending[at].context, context) {
                 pending[at].event.lazyStack = event.lazyStack
                 pending[at].resolved = true
                 open[cpu] = -1
             } else {
-                pending.append(Held(event: consume event, cpu: cpu, resolved: true))
+                // Not the open event's (or there is none): no stack can follow that one now.
+                resolve(cpu: cpu)
+                pending.append(Held(event: consume event, cpu: cpu, resolved: true, context: context))
             }
         } else {
             // A newer event on this CPU: no stack can follow the older ones any more.
             resolve(cpu: cpu)
             open[cpu] = released + pending.count
-            pending.append(Held(event: consume event, cpu: cpu, resolved: false))
+            pending.append(Held(event: consume event, cpu: cpu, resolved: false, context: context))
         }
         if pending.count > limit, !pending[pending.startIndex].resolved {
             // The oldest unsettled event is its CPU's open one.
@@ -89,3 +97,35 @@ struct StackAttacher {
         ready.popFirst()
     }
 }
+
+/// The interrupt context a record was written in, as the kernel's trace flags give it: hardirq,
+/// softirq and NMI bits (`TRACE_FLAG_HARDIRQ`, `TRACE_FLAG_SOFTIRQ`, and `TRACE_FLAG_NMI` = 0x40,
+/// which libtraceevent's enum lacks). A stack trace is recorded in its event's context.
+enum IRQContext {
+    static let mask: UInt8 = UInt8(TRACE_FLAG_HARDIRQ.rawValue | TRACE_FLAG_SOFTIRQ.rawValue) | 0x40
+
+    /// From a binary record's common flags.
+    static func of(flags: Int32) -> UInt8 { UInt8(truncatingIfNeeded: flags) & mask }
+
+    /// From the text's irq-flags column (`d.h1.`): its third character, as the kernel prints it
+    /// (`Z` NMI in hardirq, `z` NMI, `H` hardirq in softirq, `h` hardirq, `s` softirq, `.` none).
+    static func of(column c: UInt8) -> UInt8? {
+        let hard = UInt8(TRACE_FLAG_HARDIRQ.rawValue), soft = UInt8(TRACE_FLAG_SOFTIRQ.rawValue), nmi: UInt8 = 0x40
+        switch c {
+        case UInt8(ascii: "Z"): return nmi | hard
+        case UInt8(ascii: "z"): return nmi
+        case UInt8(ascii: "H"): return hard | soft
+        case UInt8(ascii: "h"): return hard
+        case UInt8(ascii: "s"): return soft
+        case UInt8(ascii: "."): return 0
+        default: return nil
+        }
+    }
+
+    /// Contexts match, or one is not known.
+    static func same(_ a: UInt8?, _ b: UInt8?) -> Bool {
+        guard let a, let b else { return true }
+        return a == b
+    }
+}
+

@@ -411,6 +411,16 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
         return event
     }
 
+    /// The interrupt context a decoded event was recorded in, from its own copy of the record.
+    private func context(of event: RawEvent) -> UInt8? {
+        event.withRecord { data, size in
+            var r = tep_record()
+            r.data = UnsafeMutableRawPointer(mutating: data)
+            r.size = Int32(size)
+            return IRQContext.of(flags: tep_data_flags(dat.tep, &r))
+        }
+    }
+
     private func isStack(_ typeID: Int32) -> Bool { typeID >= 0 && Int(UInt16(truncatingIfNeeded: typeID)) == stackID }
 
     /// The kernel records an event's stack right after the event, in the same CPU's buffer: when
@@ -418,13 +428,16 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
     /// CPU's stream, before the merge across CPUs: joining them after it held every event behind
     /// the last one of an idle CPU until that CPU's next record came (and gave up after 64).
     /// Moves the stream on, and settles the heap for it.
+    /// A stack in another interrupt context than the event's is not its own (the event of an
+    /// interrupt came between the event and its stack), and goes out alone.
     private func attachFollowingStack(to event: RawEvent) {
         streamRefs[current]._withUnsafeGuaranteedRef { s in
             s.skippedBefore = false
             s.advance()
             // A stack after records skipped undecoded is theirs (and skipped with them, unless it
             // carries lost events: then it goes out on its own, as one with no event before it).
-            if !s.finished, !s.skippedBefore, isStack(filter == nil ? tep_data_type(dat.tep, s.record) : s.typeID) {
+            if !s.finished, !s.skippedBefore, isStack(filter == nil ? tep_data_type(dat.tep, s.record) : s.typeID),
+               IRQContext.same(context(of: event), IRQContext.of(flags: tep_data_flags(dat.tep, s.record))) {
                 let stack = decoder.decode(s.record, cpu: s.cpu, typeID: filter == nil ? nil : s.typeID, into: pool.popLast())
                 event.lazyStack = stack.lazyStack
                 if pool.count < poolLimit { pool.append(stack) }

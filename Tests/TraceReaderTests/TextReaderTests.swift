@@ -436,3 +436,40 @@ final class TextReaderTests: XCTestCase {
         XCTAssertThrowsError(try TextTraceReader(path: url.path + ".missing"))
     }
 }
+
+/// A stack is recorded in its event's interrupt context. Lines from the bench capture
+/// (`Benchmarks/capture-large.sh`, the kernel's own text; a stacktrace trigger on
+/// folio_wait_writeback), abridged: the stack's frames name the event that recorded it.
+final class StackContextTests: XCTestCase {
+    private let excerpt = """
+     io_workload-9690    [001] .N...   769.557685: folio_wait_writeback: bdi 254:0: ino=5334013 index=7646
+     io_workload-9690    [001] .N...   769.557697: <stack trace>
+ => trace_event_raw_event_writeback_folio_template
+ => folio_wait_writeback
+ => __filemap_fdatawait_range
+ => file_write_and_wait_range
+     io_workload-9690    [001] d..2.   769.557701: sched_switch: prev_comm=io_workload prev_pid=9690 prev_prio=120 prev_state=D ==> next_comm=kworker/u8:2 next_pid=35 next_prio=120
+     io_workload-9691    [001] .....   776.752435: folio_wait_writeback: bdi 254:0: ino=5334014 index=0
+     io_workload-9691    [001] d.h7.   776.752447: sched_waking: comm=kworker/1:1H pid=58 prio=100 target_cpu=001
+     io_workload-9690    [000] d..2.   776.752447: mm_filemap_delete_from_page_cache: dev 254:0 ino 5163fd pfn=0x13e16d ofs=40706048 order=0
+     io_workload-9691    [001] .....   776.752596: <stack trace>
+ => trace_event_raw_event_writeback_folio_template
+ => folio_wait_writeback
+ => __filemap_fdatawait_range
+     io_workload-9691    [001] d..2.   776.752599: sched_switch: prev_comm=io_workload prev_pid=9691 prev_prio=120 prev_state=R+ ==> next_comm=kworker/1:1H next_pid=58 next_prio=100
+
+"""
+
+    func testAStackJoinsOnlyAnEventOfItsOwnContext() throws {
+        let (events, _) = try readText(Array(excerpt.utf8))
+        // Right after its event, in the same (task) context: joined.
+        XCTAssertEqual(events[0].name, "folio_wait_writeback")
+        XCTAssertEqual(events[0].stack.map(\.symbol).dropFirst().first, "folio_wait_writeback")
+        // After an interrupt's event (hardirq, `h`): not that event's; it goes out on its own.
+        let waking = try XCTUnwrap(events.first { $0.name == "sched_waking" })
+        XCTAssertTrue(waking.stack.isEmpty, "a task-context stack joined a hardirq event")
+        let orphan = try XCTUnwrap(events.first { $0.name == "kernel_stack" })
+        XCTAssertEqual(orphan.stack.map(\.symbol).dropFirst().first, "folio_wait_writeback")
+        XCTAssertEqual(events.filter { !$0.stack.isEmpty }.count, 2)
+    }
+}

@@ -42,6 +42,8 @@ public final class TextTraceReader: RawEventSource, EventFiltering {
     private enum StackMode { case none, kernel, user, skipped }
     private var stackMode = StackMode.none
     private var pendingStack: RawEvent?
+    /// The interrupt context of `pendingStack`'s line.
+    private var pendingStackContext: UInt8?
     /// False when lost events came between the stack record and the events before it on its CPU.
     private var pendingStackAttachable = true
     private let maxFrames = 512
@@ -154,6 +156,7 @@ public final class TextTraceReader: RawEventSource, EventFiltering {
 
     private func event(_ l: UnsafeBufferPointer<UInt8>, _ ev: TextLineScanner.EventLine) {
         if firstEventHadFlags == nil { firstEventHadFlags = ev.flags != nil }
+        let context = ev.flags.flatMap { $0.count >= 3 ? IRQContext.of(column: l[$0.lowerBound + 2]) : nil }
         // An event keeps the array it is given: the next line's fields then go to a new one. A
         // skipped line parses none, and allocates nothing.
         if !lineFields.isEmpty { lineFields.removeAll(keepingCapacity: true) }
@@ -207,6 +210,7 @@ public final class TextTraceReader: RawEventSource, EventFiltering {
                 anomalies.count("stack trace after lost events (not attached)", .info, at: place)
             }
             pendingStack = e
+            pendingStackContext = context
         case .event(let system, let name, let payloadStart, let typeID):
             parsedLines += 1
             let e = RawEvent(timestampNs: ev.timestampNs, cpu: ev.cpu, pid: ev.pid, tgid: ev.tgid,
@@ -214,7 +218,7 @@ public final class TextTraceReader: RawEventSource, EventFiltering {
                              payload: S.string(l, payloadStart..<max(payloadStart, trimmedEnd(l))),
                              locator: locator, typeID: typeID)
             if !pendingLost.isEmpty || pendingLostAnyCPU != nil { e.lostBefore = takeLost(cpu: ev.cpu) }
-            attacher.add(e, isStack: false)
+            attacher.add(e, isStack: false, context: context)
         }
     }
 
@@ -295,7 +299,7 @@ public final class TextTraceReader: RawEventSource, EventFiltering {
 
     private func endStack() {
         if stackMode == .kernel, let e = pendingStack {
-            attacher.add(e, isStack: attachStacks && pendingStackAttachable)
+            attacher.add(e, isStack: attachStacks && pendingStackAttachable, context: pendingStackContext)
         }
         pendingStack = nil
         stackMode = .none
