@@ -51,9 +51,14 @@ final class RecordLayout: @unchecked Sendable {
         guard let f = integers[i] else { return value(i, data, size: size)?.unsignedValue }
         guard f.offset >= 0, f.offset + f.size <= size else { return nil }
         let raw = number(data + f.offset, f.size)
-        guard f.signed else { return raw }
-        let shift = UInt64(64 - f.size * 8)
-        return UInt64(bitPattern: Int64(bitPattern: raw << shift) >> Int64(shift))
+        return f.signed ? UInt64(bitPattern: signExtended(raw, f.size)) : raw
+    }
+
+    /// A signed number of `size` bytes read as `raw`, widened to 64 bits.
+    @inline(__always)
+    private func signExtended(_ raw: UInt64, _ size: Int) -> Int64 {
+        let shift = UInt64(64 - size * 8)
+        return Int64(bitPattern: raw << shift) >> Int64(shift)
     }
 
     /// Position of the field named `name`, if the type has one.
@@ -112,10 +117,6 @@ final class RecordLayout: @unchecked Sendable {
         }
         guard length == 1 || length == 2 || length == 4 || length == 8 else { return nil }
         let raw = number(data + start, length)
-        if f.isSigned {
-            let shift = UInt64(64 - length * 8)
-            return .signed(Int64(bitPattern: raw << shift) >> Int64(shift))
-        }
-        return .unsigned(raw)
+        return f.isSigned ? .signed(signExtended(raw, length)) : .unsigned(raw)
     }
 }

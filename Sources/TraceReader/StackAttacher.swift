@@ -102,7 +102,8 @@ struct StackAttacher {
 /// softirq and NMI bits (`TRACE_FLAG_HARDIRQ`, `TRACE_FLAG_SOFTIRQ`, and `TRACE_FLAG_NMI` = 0x40,
 /// which libtraceevent's enum lacks). A stack trace is recorded in its event's context.
 enum IRQContext {
-    static let mask: UInt8 = UInt8(TRACE_FLAG_HARDIRQ.rawValue | TRACE_FLAG_SOFTIRQ.rawValue) | 0x40
+    static let hard = UInt8(TRACE_FLAG_HARDIRQ.rawValue), soft = UInt8(TRACE_FLAG_SOFTIRQ.rawValue), nmi: UInt8 = 0x40
+    static let mask = hard | soft | nmi
 
     /// From a binary record's common flags.
     static func of(flags: Int32) -> UInt8 { UInt8(truncatingIfNeeded: flags) & mask }
@@ -110,7 +111,6 @@ enum IRQContext {
     /// From the text's irq-flags column (`d.h1.`): its third character, as the kernel prints it
     /// (`Z` NMI in hardirq, `z` NMI, `H` hardirq in softirq, `h` hardirq, `s` softirq, `.` none).
     static func of(column c: UInt8) -> UInt8? {
-        let hard = UInt8(TRACE_FLAG_HARDIRQ.rawValue), soft = UInt8(TRACE_FLAG_SOFTIRQ.rawValue), nmi: UInt8 = 0x40
         switch c {
         case UInt8(ascii: "Z"): return nmi | hard
         case UInt8(ascii: "z"): return nmi

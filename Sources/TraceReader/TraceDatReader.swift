@@ -327,20 +327,24 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
     @inline(__always)
     public func nextRecord() -> UnsafeMutablePointer<tep_record>? {
         if current >= 0 {
-            let (finished, ts) = streamRefs[current]._withUnsafeGuaranteedRef { s in
-                s.advance()
-                return (s.finished, s.timestamp)
-            }
-            if finished {
-                _ = heap.removeMin()
-            } else {
-                heap.replaceMin(with: HeapEntry(ts: ts, index: current))
-            }
-            current = -1
+            streamRefs[current]._withUnsafeGuaranteedRef { $0.advance() }
+            requeueCurrent()
         }
         guard let top = heap.min else { return nil }
         current = top.index
         return streamRefs[current]._withUnsafeGuaranteedRef { $0.record }
+    }
+
+    /// Puts the current stream, moved on past its record, back in the heap by its next record's
+    /// time (or drops it at its end); nothing is current after.
+    private func requeueCurrent() {
+        let (finished, ts) = streamRefs[current]._withUnsafeGuaranteedRef { ($0.finished, $0.timestamp) }
+        if finished {
+            _ = heap.removeMin()
+        } else {
+            heap.replaceMin(with: HeapEntry(ts: ts, index: current))
+        }
+        current = -1
     }
 
     /// Event type id of a record.
@@ -427,29 +431,24 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
     /// the next record there is a stack, it becomes the event's (`RawEvent.stack`). Done in the
     /// CPU's stream, before the merge across CPUs: joining them after it held every event behind
     /// the last one of an idle CPU until that CPU's next record came (and gave up after 64).
-    /// Moves the stream on, and settles the heap for it.
     /// A stack in another interrupt context than the event's is not its own (the event of an
-    /// interrupt came between the event and its stack), and goes out alone.
+    /// interrupt came between the event and its stack), and goes out alone. Moves the stream on
+    /// and puts it back in the heap.
     private func attachFollowingStack(to event: RawEvent) {
         streamRefs[current]._withUnsafeGuaranteedRef { s in
             s.skippedBefore = false
             s.advance()
             // A stack after records skipped undecoded is theirs (and skipped with them, unless it
             // carries lost events: then it goes out on its own, as one with no event before it).
-            if !s.finished, !s.skippedBefore, isStack(filter == nil ? tep_data_type(dat.tep, s.record) : s.typeID),
-               IRQContext.same(context(of: event), IRQContext.of(flags: tep_data_flags(dat.tep, s.record))) {
-                let stack = decoder.decode(s.record, cpu: s.cpu, typeID: filter == nil ? nil : s.typeID, into: pool.popLast())
-                event.lazyStack = stack.lazyStack
-                if pool.count < poolLimit { pool.append(stack) }
-                s.advance()
-            }
-            if s.finished {
-                _ = heap.removeMin()
-            } else {
-                heap.replaceMin(with: HeapEntry(ts: s.timestamp, index: current))
-            }
+            guard !s.finished, !s.skippedBefore else { return }
+            let id = filter == nil ? tep_data_type(dat.tep, s.record) : s.typeID
+            guard isStack(id), IRQContext.same(context(of: event), IRQContext.of(flags: tep_data_flags(dat.tep, s.record))) else { return }
+            let stack = decoder.decode(s.record, cpu: s.cpu, typeID: id, into: pool.popLast())
+            event.lazyStack = stack.lazyStack
+            if pool.count < poolLimit { pool.append(stack) }
+            s.advance()
         }
-        current = -1
+        requeueCurrent()
     }
 }
 
