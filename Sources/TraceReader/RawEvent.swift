@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Synchronization
 
 /// Where an event came from, so every finding can point back into the trace.
@@ -90,22 +95,37 @@ public enum FieldValue: Sendable, Hashable, CustomStringConvertible {
 public func parseKernelInteger(_ text: Substring, hex: Bool = false) -> UInt64? {
     // Text traces parse a few numbers per line: plain digits are read from the bytes, and only
     // anything else (a sign, an overflow, a stray character) goes through the generic parser.
-    if let fast = text.utf8.withContiguousStorageIfAvailable({ bytes -> UInt64? in
-        if bytes.count > 2, bytes[0] == 0x30, bytes[1] | 0x20 == 0x78 {
-            return plainDigits(UnsafeBufferPointer(rebasing: bytes[2...]), radix: 16)
-        }
-        return plainDigits(bytes, radix: hex ? 16 : 10)
-    }), let value = fast {
+    if let fast = text.utf8.withContiguousStorageIfAvailable({ plainKernelInteger($0, hex: hex) }), let value = fast {
         return value
     }
     if text.hasPrefix("0x") || text.hasPrefix("0X") { return UInt64(text.dropFirst(2), radix: 16) }
     return UInt64(text, radix: hex ? 16 : 10)
 }
 
+/// `parseKernelInteger` of the text in `bytes`.
+public func parseKernelInteger(_ bytes: UnsafeBufferPointer<UInt8>, hex: Bool = false) -> UInt64? {
+    if let value = plainKernelInteger(bytes, hex: hex) { return value }
+    return parseKernelInteger(Substring(decoding: bytes, as: UTF8.self), hex: hex)
+}
+
+@inline(__always)
+private func plainKernelInteger(_ bytes: UnsafeBufferPointer<UInt8>, hex: Bool) -> UInt64? {
+    if bytes.count > 2, bytes[0] == 0x30, bytes[1] | 0x20 == 0x78 {
+        return plainDigits(UnsafeBufferPointer(rebasing: bytes[2...]), radix: 16)
+    }
+    return plainDigits(bytes, radix: hex ? 16 : 10)
+}
+
 /// `UInt64(text, radix:)` for a substring of plain digits, read from its bytes.
 public func parseUnsigned(_ text: Substring, radix: Int) -> UInt64? {
     if let fast = text.utf8.withContiguousStorageIfAvailable({ plainDigits($0, radix: radix) }), let value = fast { return value }
     return UInt64(text, radix: radix)
+}
+
+/// `parseUnsigned` of the text in `bytes`.
+public func parseUnsigned(_ bytes: UnsafeBufferPointer<UInt8>, radix: Int) -> UInt64? {
+    if let value = plainDigits(bytes, radix: radix) { return value }
+    return UInt64(Substring(decoding: bytes, as: UTF8.self), radix: radix)
 }
 
 /// The value of 1 to 16 (hex) or 19 (decimal) digits, nil when there is anything else (the
@@ -171,12 +191,16 @@ public final class RawEvent: @unchecked Sendable {
     /// binary record, decoded from the record at each read: ask for one with `self[field:]`.
     public var fields: [Field] {
         get {
+            if textFields, let record {
+                return PayloadWords.fields(UnsafeBufferPointer(start: record.assumingMemoryBound(to: UInt8.self), count: recordSize), from: 0)
+            }
             guard let layout, let record else { return storedFields }
             return layout.fields(record, size: recordSize)
         }
         set {
             storedFields = newValue
             layout = nil
+            textFields = false
         }
     }
     private var storedFields: [Field]
@@ -190,8 +214,32 @@ public final class RawEvent: @unchecked Sendable {
     private var record: UnsafeMutableRawPointer?
     private var recordCapacity = 0
     private var recordSize = 0
+    /// A text event's payload is in `record` (`recordSize` bytes from the first word after the
+    /// event's name to the end of the line; `payloadLength` of them before trailing blanks): its
+    /// fields are parsed from those bytes when asked (`textFields`), and its payload made from them
+    /// (`textPayload`). Most fields of most events are never read.
+    private var textFields = false
+    private var textPayload = false
+    private var payloadLength = 0
+    private var storedPayload: String?
+    /// A text event's `key=value` pairs, found as the event was made (the reader walks the words
+    /// anyway): per pair, the offsets in `record` of its key's start and end and its value's;
+    /// `pairCount` of them. `pairCount` is -1 when the payload starts with a kprobe's parentheses,
+    /// whose fields come first: a lookup then reads `fields`.
+    private var pairs: UnsafeMutablePointer<UInt32>?
+    private var pairCapacity = 0
+    private var pairCount = 0
     /// The payload as text (text readers; trace.dat events when printed).
-    public var payload: String?
+    public var payload: String? {
+        get {
+            guard textPayload, let record else { return storedPayload }
+            return String(decoding: UnsafeRawBufferPointer(start: record, count: payloadLength), as: UTF8.self)
+        }
+        set {
+            storedPayload = newValue
+            textPayload = false
+        }
+    }
     /// The kernel stack recorded right after this event, innermost first. A binary trace's
     /// stack is symbolized when first read (which may wait for kallsyms): to ask whether there
     /// is one, read `lazyStack.isEmpty`.
@@ -221,14 +269,17 @@ public final class RawEvent: @unchecked Sendable {
         self.system = system
         self.name = name
         storedFields = fields
-        self.payload = payload
+        storedPayload = payload
         lazyStack = LazyStack(stack)
         self.lostBefore = lostBefore
         self.locator = locator
         self.typeID = typeID
     }
 
-    deinit { record?.deallocate() }
+    deinit {
+        record?.deallocate()
+        pairs?.deallocate()
+    }
 
     /// Makes a spent event a new one, as `init` would, with a binary record of `size` bytes at
     /// `data` of the type `layout` describes (its system and name too), except that the record
@@ -250,10 +301,15 @@ public final class RawEvent: @unchecked Sendable {
         }
         if !storedFields.isEmpty { storedFields = [] }
         payload = nil
+        textFields = false
         lazyStack = LazyStack()
         self.lostBefore = lostBefore
         self.locator = locator
         self.typeID = typeID
+        copyRecord(data, size: size)
+    }
+
+    private func copyRecord(_ data: UnsafeRawPointer, size: Int) {
         if record == nil || size > recordCapacity {
             record?.deallocate()
             recordCapacity = max(size, 128)
@@ -263,7 +319,99 @@ public final class RawEvent: @unchecked Sendable {
         recordSize = size
     }
 
+    /// Makes a spent event (or a new one: `nil`) a text event, as `init` would with `fields` and
+    /// `payload` read from `payload`: the `key=value` words of a tracepoint or kprobe line, from
+    /// its first word after the name to the end of the line; the payload is its first
+    /// `trimmedLength` bytes. Only for an event nobody else holds. Also gives the payload's shape.
+    static func text(reusing spent: RawEvent?, timestampNs: UInt64, cpu: Int, pid: Int32, tgid: Int32?, comm: String,
+                     name: String, payload: UnsafeBufferPointer<UInt8>, trimmedLength: Int, locator: TraceLocator,
+                     typeID: Int32) -> (RawEvent, PayloadWords.Shape) {
+        let e: RawEvent
+        if let spent {
+            e = spent
+            e.timestampNs = timestampNs
+            e.cpu = cpu
+            e.pid = pid
+            e.tgid = tgid
+            e.comm = comm
+            e.system = ""
+            e.name = name
+            e.layout = nil
+            if !e.storedFields.isEmpty { e.storedFields = [] }
+            e.storedPayload = nil
+            if !e.lazyStack.isEmpty { e.lazyStack = LazyStack() }
+            e.lostBefore = nil
+            e.locator = locator
+            e.typeID = typeID
+        } else {
+            e = RawEvent(timestampNs: timestampNs, cpu: cpu, pid: pid, tgid: tgid, comm: comm, system: "", name: name,
+                         locator: locator, typeID: typeID)
+        }
+        e.copyRecord(UnsafeRawPointer(payload.baseAddress ?? UnsafePointer(bitPattern: 1)!), size: payload.count)
+        e.textFields = true
+        e.textPayload = true
+        e.payloadLength = trimmedLength
+        return (e, e.indexPairs())
+    }
+
+    /// Fills `pairs` from the text payload in `record`.
+    private func indexPairs() -> PayloadWords.Shape {
+        pairCount = 0
+        var probe = false
+        let shape = PayloadWords.walk(textBytes(record!), from: 0, probe: { _ in probe = true }, pair: { key, value in
+            if pairCount == pairCapacity {
+                let grown = UnsafeMutablePointer<UInt32>.allocate(capacity: 4 * max(8, 2 * pairCapacity))
+                if let pairs {
+                    grown.moveInitialize(from: pairs, count: 4 * pairCount)
+                    pairs.deallocate()
+                }
+                pairs = grown
+                pairCapacity = max(8, 2 * pairCapacity)
+            }
+            let slot = pairs! + 4 * pairCount
+            slot[0] = UInt32(truncatingIfNeeded: key.lowerBound)
+            slot[1] = UInt32(truncatingIfNeeded: key.upperBound)
+            slot[2] = UInt32(truncatingIfNeeded: value.lowerBound)
+            slot[3] = UInt32(truncatingIfNeeded: value.upperBound)
+            pairCount += 1
+            return true
+        })
+        // Offsets past 4 GiB do not fit: such a line is looked up through `fields`.
+        if probe || recordSize > Int(UInt32.max) { pairCount = -1 }
+        return shape
+    }
+
+    /// A text event's payload bytes.
+    @inline(__always)
+    private func textBytes(_ record: UnsafeMutableRawPointer) -> UnsafeBufferPointer<UInt8> {
+        UnsafeBufferPointer(start: record.assumingMemoryBound(to: UInt8.self), count: recordSize)
+    }
+
+    /// Where a text event's field named `name` is in its bytes: `.some(nil)` when it has none,
+    /// `nil` when only its whole field list can tell (a kprobe's fields come first).
+    private func textValue(named name: String, in bytes: UnsafeBufferPointer<UInt8>) -> Range<Int>?? {
+        guard pairCount >= 0 else { return nil }
+        var name = name
+        return .some(name.withUTF8 { name -> Range<Int>? in
+            for i in 0..<pairCount {
+                let slot = pairs! + 4 * i
+                let key = Int(slot[0])..<Int(slot[1])
+                if key.count == name.count, memcmp(bytes.baseAddress! + key.lowerBound, name.baseAddress!, key.count) == 0 {
+                    return Int(slot[2])..<Int(slot[3])
+                }
+            }
+            return nil
+        })
+    }
+
     public subscript(field name: String) -> FieldValue? {
+        if textFields, let record {
+            let bytes = textBytes(record)
+            if let found = textValue(named: name, in: bytes) {
+                return found.map { .string(TextLineScanner.string(bytes, $0)) }
+            }
+            return position(named: name, in: fields, { $0.name }).map { fields[$0].value }
+        }
         if let layoutRef, let record {
             return layoutRef._withUnsafeGuaranteedRef { layout in
                 layout.index(of: name).flatMap { layout.value($0, record, size: recordSize) }
@@ -280,6 +428,9 @@ public final class RawEvent: @unchecked Sendable {
         return layoutRef._withUnsafeGuaranteedRef { $0.index(of: name) }
     }
 
+    /// A binary record's event (its fields are found by position: `fieldIndex(named:)`).
+    public var isBinary: Bool { layoutRef != nil && record != nil }
+
     /// The field at a position `fieldIndex(named:)` gave for an event of this type.
     public subscript(fieldAt i: Int) -> FieldValue? {
         guard let layoutRef, let record else { return nil }
@@ -290,6 +441,28 @@ public final class RawEvent: @unchecked Sendable {
     func withRecord<R>(_ body: (UnsafeRawPointer, Int) -> R) -> R? {
         guard let record else { return nil }
         return body(record, recordSize)
+    }
+
+    /// `self[field: name]?.unsignedValue`; a text event's number is read from its bytes, without
+    /// making a string first.
+    public func unsignedField(named name: String) -> UInt64? {
+        if textFields, let record {
+            let bytes = textBytes(record)
+            if let found = textValue(named: name, in: bytes) {
+                guard let range = found else { return nil }
+                return parseKernelInteger(UnsafeBufferPointer(rebasing: bytes[range]))
+            }
+        }
+        return self[field: name]?.unsignedValue
+    }
+
+    /// The payload's bytes, for reading it without making a string (a text event's own copy).
+    public func withPayloadBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+        if textPayload, let record {
+            return body(UnsafeBufferPointer(start: record.assumingMemoryBound(to: UInt8.self), count: payloadLength))
+        }
+        guard var payload = storedPayload else { return nil }
+        return payload.withUTF8(body)
     }
 
     /// `self[fieldAt: i]?.unsignedValue`, without making the value first when it is a number.

@@ -297,7 +297,8 @@ public struct Vocabulary {
     /// where the fields are (checking the name too cost two reference counts per event).
     final class Extractor: @unchecked Sendable {
         private var handlers = HandlerCache()
-        private var byType = DenseTable<(handler: Handler?, fields: FieldPositions)>()
+        /// Positions for a binary event type; nil for a text one, whose fields are found by name.
+        private var byType = DenseTable<(handler: Handler?, fields: FieldPositions?)>()
 
         /// A stack was going to be read, and its symbols' parse was started.
         private var symbolsPrefetched = false
@@ -310,12 +311,14 @@ public struct Vocabulary {
                     e.lazyStack.prefetchSymbols()
                     symbolsPrefetched = true
                 }
-                return Vocabulary.extract(e, known.handler, at: known.fields)
+                guard let fields = known.fields else { return Vocabulary.extract(e, known.handler) }
+                return Vocabulary.extract(e, known.handler, at: fields)
             }
             let handler = handlers.lookup(e).handler
             guard id >= 0, id < 1 << 16 else { return Vocabulary.extract(e, handler) }
-            let fields = FieldPositions(e, handler)
+            let fields = e.isBinary ? FieldPositions(e, handler) : nil
             byType[id] = (handler, fields)
+            guard let fields else { return Vocabulary.extract(e, handler) }
             return Vocabulary.extract(e, handler, at: fields)
         }
     }
@@ -683,20 +686,31 @@ public struct PageFlagLayout: Sendable {
 
 extension RawEvent {
     /// A field as an unsigned integer (binary fields, or text printed as decimal or 0x-hex).
-    func u(_ name: String) -> UInt64? { self[field: name]?.unsignedValue }
+    func u(_ name: String) -> UInt64? { unsignedField(named: name) }
     func s(_ name: String) -> Int64? { self[field: name]?.signedValue }
 
     /// The inode of a `filemap:` event: `i_ino` in the binary format; the text prints `ino %lx`.
-    var filemapIno: UInt64? { u("i_ino") ?? payloadWord("ino").flatMap { parseUnsigned($0, radix: 16) } }
+    var filemapIno: UInt64? { u("i_ino") ?? payloadWord("ino", { parseUnsigned($0, radix: 16) }) }
     /// The page index of a `filemap:` event: `index`, or the byte offset `ofs` in 4 KiB pages.
     var filemapIndex: UInt64? { u("index") ?? u("ofs").map { $0 / 4096 } }
     /// The device of a `filemap:` event as a kernel dev_t (major << 20 | minor).
     var filemapDev: UInt64? {
         if let d = u("s_dev") { return d }
-        guard let word = payloadWord("dev") else { return nil }
-        let parts = word.split(whereSeparator: { $0 == ":" || $0 == "," })
-        guard parts.count == 2, let major = parseUnsigned(parts[0], radix: 10), let minor = parseUnsigned(parts[1], radix: 10) else { return nil }
-        return major << 20 | minor
+        return payloadWord("dev") { word in
+            // `major:minor` (or `major,minor`): two non-empty parts between the separators.
+            var parts: [Range<Int>] = []
+            var start = 0
+            for i in 0...word.count where i == word.count || word[i] == 0x3A || word[i] == 0x2C {
+                if i > start {
+                    guard parts.count < 2 else { return nil }
+                    parts.append(start..<i)
+                }
+                start = i + 1
+            }
+            guard parts.count == 2, let major = parseUnsigned(UnsafeBufferPointer(rebasing: word[parts[0]]), radix: 10),
+                  let minor = parseUnsigned(UnsafeBufferPointer(rebasing: word[parts[1]]), radix: 10) else { return nil }
+            return major << 20 | minor
+        }
     }
     /// `reason` of `migrate:mm_migrate_pages` (a string in text, an enum number in binary).
     var migrateReason: String? {
@@ -714,6 +728,14 @@ extension RawEvent {
         guard let (start, end) = span else { return nil }
         let u = payload.utf8
         return payload[u.index(u.startIndex, offsetBy: start)..<u.index(u.startIndex, offsetBy: end)]
+    }
+
+    /// `parse` of the bytes of the word after `key ` in the payload, read without making strings.
+    func payloadWord<T>(_ key: String, _ parse: (UnsafeBufferPointer<UInt8>) -> T?) -> T? {
+        withPayloadBytes { chars -> T? in
+            guard let (start, end) = Self.wordSpan(after: key, in: chars) else { return nil }
+            return parse(UnsafeBufferPointer(rebasing: chars[start..<end]))
+        } ?? nil
     }
 
     /// Byte offsets of the word after `key ` (a whole word) in `chars`.

@@ -18,7 +18,9 @@ struct TextPayload {
         case kernelStack
         /// A `<user stack trace>` record.
         case userStack
-        case event(system: String, name: String, payloadStart: Int, typeID: Int32 = -1)
+        /// An event; `fields` holds its fields, unless `lazyFields`: then they are the
+        /// `key=value` words from `payloadStart` (`PayloadWords`), for the event to read when asked.
+        case event(system: String, name: String, payloadStart: Int, typeID: Int32 = -1, lazyFields: Bool = false)
         /// An event `onlyEvents` does not ask for: its fields were not parsed.
         case skipped
         case unparsable
@@ -40,7 +42,8 @@ struct TextPayload {
         interner.intern(l, range)
     }
 
-    /// Classifies the body starting at `b` and appends its fields to `fields`.
+    /// Classifies the body starting at `b` and appends its fields to `fields` (a tracepoint's or
+    /// kprobe's are left in the line: `.event(lazyFields: true)`).
     /// With `filter`, a tracepoint or kprobe not in `onlyEvents` is `.skipped` unparsed.
     mutating func parse(_ l: UnsafeBufferPointer<UInt8>, body b: Int, fields: inout [Field], filter: Bool = false) -> Body {
         let n = l.count
@@ -67,8 +70,7 @@ struct TextPayload {
             }
             let (name, slot) = interner.internSlot(UnsafeBufferPointer(rebasing: l[b..<i]))
             if filter, let only = onlyEvents, !wanted(name, slot: slot, only) { return .skipped }
-            tracepointFields(l, from: p, into: &fields)
-            return .event(system: "", name: name, payloadStart: p, typeID: Int32(slot))
+            return .event(system: "", name: name, payloadStart: p, typeID: Int32(slot), lazyFields: true)
         }
         if i < n, l[i] == S.openParen, i - b > 4, S.hasPrefix(l, at: b, "sys_") {
             let name = interner.intern(syscallName("sys_enter_", l, (b + 4)..<i))
@@ -132,61 +134,50 @@ struct TextPayload {
         }
     }
 
-    @inline(__always)
-    private static func isBareHex(_ l: UnsafeBufferPointer<UInt8>, _ r: Range<Int>) -> Bool {
-        guard r.count >= 8 else { return false }
-        for i in r where S.hexValue(l[i]) == nil { return false }
-        return true
+    /// Counts a lazily read payload's shape (`rawLooking` or `formattedLooking`).
+    mutating func count(_ words: PayloadWords.Shape) {
+        if words.other || words.pairs == 0 { formattedLooking += 1 } else { rawLooking += 1 }
+    }
+}
+
+/// The words of a tracepoint or kprobe payload: `key=value` pairs (values quoted, or running to
+/// a blank outside brackets), a kprobe's leading `(sym+0x0/0x40)` or `(caller <- func)`, and
+/// other words, which are skipped. One walk serves the text reader (every field) and a text
+/// event's lazy lookups (one field, no strings made).
+enum PayloadWords {
+    typealias S = TextLineScanner
+
+    struct Shape {
+        /// A word that was not `key=value` (a kprobe's parentheses included).
+        var other = false
+        var pairs = 0
     }
 
-    /// Key characters: letters, digits, `_`, `.`, `-`, `[`, `]` (array elements, e.g. `args[0]`).
+    /// Calls `probe` with the inside of a leading `( ... )`, then `pair` with each `key=value`
+    /// in order until it returns false. The shape is complete only for a walk to the end.
     @inline(__always)
-    private static func isKeyByte(_ c: UInt8) -> Bool {
-        switch c {
-        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A, 0x5F, 0x2E, 0x2D, 0x5B, 0x5D: return true
-        default: return false
-        }
-    }
-
-    private mutating func tracepointFields(_ l: UnsafeBufferPointer<UInt8>, from start: Int, into fields: inout [Field]) {
+    static func walk(_ l: UnsafeBufferPointer<UInt8>, from start: Int, probe: (Range<Int>) -> Void,
+                     pair: (_ key: Range<Int>, _ value: Range<Int>) -> Bool) -> Shape {
         let n = l.count
         var p = start
-        var other = false
+        var shape = Shape()
         if p < n, l[p] == S.openParen {
-            // A kprobe `(sym+0x0/0x40)` or kretprobe `(caller+0x4c/0x1e0 <- func)`.
             var close = p + 1
             while close < n && l[close] != S.closeParen { close += 1 }
             if close < n {
-                let inner = (p + 1)..<close
-                if let arrow = S.find(l, " <- ", from: inner.lowerBound, to: inner.upperBound) {
-                    let left = inner.lowerBound..<arrow, right = (arrow + 4)..<inner.upperBound
-                    if Self.isBareHex(l, left) && Self.isBareHex(l, right) {
-                        // trace-cmd report: print fmt "(%lx <- %lx)", __probe_func, __probe_ret_ip
-                        let ret = S.string(l, right)
-                        fields.append(Field("__probe_func", .string(S.string(l, left))))
-                        fields.append(Field("__probe_caller", .string(ret)))
-                        fields.append(Field("__probe_ret_ip", .string(ret)))
-                    } else {
-                        fields.append(Field("__probe_caller", .string(S.string(l, left))))
-                        fields.append(Field("__probe_func", .string(S.string(l, right))))
-                    }
-                } else {
-                    let sym = S.string(l, inner)
-                    fields.append(Field("__probe_sym", .string(sym)))
-                    if Self.isBareHex(l, inner) { fields.append(Field("__probe_ip", .string(sym))) }
-                }
+                probe((p + 1)..<close)
                 p = close + 1
-                other = true
+                shape.other = true
             }
         }
         while p < n {
             while p < n && S.isBlank(l[p]) { p += 1 }
             guard p < n else { break }
             let k = p
-            while p < n && Self.isKeyByte(l[p]) { p += 1 }
+            while p < n && isKeyByte(l[p]) { p += 1 }
             guard p < n, p > k, l[p] == S.equals else {
                 // Not `key=value`: skip the word.
-                other = true
+                shape.other = true
                 while p < n && !S.isBlank(l[p]) { p += 1 }
                 continue
             }
@@ -210,8 +201,56 @@ struct TextPayload {
                 }
                 v = a..<p
             }
-            fields.append(Field(interner.intern(l, key), .string(S.string(l, v))))
+            shape.pairs += 1
+            guard pair(key, v) else { break }
         }
-        if other || fields.isEmpty { formattedLooking += 1 } else { rawLooking += 1 }
+        return shape
+    }
+
+    /// Every field of the payload, as `TextPayload` gives them (keys not interned).
+    static func fields(_ l: UnsafeBufferPointer<UInt8>, from start: Int) -> [Field] {
+        var fields: [Field] = []
+        _ = walk(l, from: start, probe: { inner in probeFields(l, inner, into: &fields) }, pair: { key, value in
+            fields.append(Field(S.string(l, key), .string(S.string(l, value))))
+            return true
+        })
+        return fields
+    }
+
+    /// The fields of a kprobe's `(sym+0x0/0x40)` or kretprobe's `(caller+0x4c/0x1e0 <- func)`.
+    static func probeFields(_ l: UnsafeBufferPointer<UInt8>, _ inner: Range<Int>, into fields: inout [Field]) {
+        if let arrow = S.find(l, " <- ", from: inner.lowerBound, to: inner.upperBound) {
+            let left = inner.lowerBound..<arrow, right = (arrow + 4)..<inner.upperBound
+            if isBareHex(l, left) && isBareHex(l, right) {
+                // trace-cmd report: print fmt "(%lx <- %lx)", __probe_func, __probe_ret_ip
+                let ret = S.string(l, right)
+                fields.append(Field("__probe_func", .string(S.string(l, left))))
+                fields.append(Field("__probe_caller", .string(ret)))
+                fields.append(Field("__probe_ret_ip", .string(ret)))
+            } else {
+                fields.append(Field("__probe_caller", .string(S.string(l, left))))
+                fields.append(Field("__probe_func", .string(S.string(l, right))))
+            }
+        } else {
+            let sym = S.string(l, inner)
+            fields.append(Field("__probe_sym", .string(sym)))
+            if isBareHex(l, inner) { fields.append(Field("__probe_ip", .string(sym))) }
+        }
+    }
+
+    @inline(__always)
+    private static func isBareHex(_ l: UnsafeBufferPointer<UInt8>, _ r: Range<Int>) -> Bool {
+        guard r.count >= 8 else { return false }
+        for i in r where S.hexValue(l[i]) == nil { return false }
+        return true
+    }
+
+    /// Key characters: letters, digits, `_`, `.`, `-`, `[`, `]` (array elements, e.g. `args[0]`).
+    @inline(__always)
+    private static func isKeyByte(_ c: UInt8) -> Bool {
+        switch c {
+        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A, 0x5F, 0x2E, 0x2D, 0x5B, 0x5D: return true
+        default: return false
+        }
     }
 }

@@ -96,6 +96,16 @@ public final class TextTraceReader: RawEventSource, EventFiltering {
         return .traceCmdReport
     }
 
+    /// Spent events to refill (`recycle`), at most `poolLimit`.
+    private var pool: [RawEvent] = []
+    private let poolLimit = 4096
+
+    public func recycle(_ events: inout [RawEvent]) {
+        while pool.count < poolLimit, var e = events.popLast() {
+            if isKnownUniquelyReferenced(&e) { pool.append(consume e) }
+        }
+    }
+
     public func next() throws -> RawEvent? {
         while true {
             if let e = attacher.next() { return e }
@@ -211,12 +221,22 @@ public final class TextTraceReader: RawEventSource, EventFiltering {
             }
             pendingStack = e
             pendingStackContext = context
-        case .event(let system, let name, let payloadStart, let typeID):
+        case .event(let system, let name, let payloadStart, let typeID, let lazyFields):
             parsedLines += 1
-            let e = RawEvent(timestampNs: ev.timestampNs, cpu: ev.cpu, pid: ev.pid, tgid: ev.tgid,
+            let e: RawEvent
+            if lazyFields {
+                let shape: PayloadWords.Shape
+                (e, shape) = RawEvent.text(reusing: pool.popLast(), timestampNs: ev.timestampNs, cpu: ev.cpu, pid: ev.pid, tgid: ev.tgid,
+                                  comm: payloads.intern(l, ev.comm), name: name,
+                                  payload: UnsafeBufferPointer(rebasing: l[min(payloadStart, l.count)...]),
+                                  trimmedLength: max(0, trimmedEnd(l) - payloadStart), locator: locator, typeID: typeID)
+                payloads.count(shape)
+            } else {
+                e = RawEvent(timestampNs: ev.timestampNs, cpu: ev.cpu, pid: ev.pid, tgid: ev.tgid,
                              comm: payloads.intern(l, ev.comm), system: system, name: name, fields: lineFields,
                              payload: S.string(l, payloadStart..<max(payloadStart, trimmedEnd(l))),
                              locator: locator, typeID: typeID)
+            }
             if !pendingLost.isEmpty || pendingLostAnyCPU != nil { e.lostBefore = takeLost(cpu: ev.cpu) }
             attacher.add(e, isStack: false, context: context)
         }
