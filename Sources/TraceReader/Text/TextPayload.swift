@@ -28,7 +28,14 @@ struct TextPayload {
 
     private var interner = StringInterner()
     /// Tracepoint and kprobe names to parse; nil parses all.
-    var onlyEvents: Set<String>?
+    var onlyEvents: Set<String>? {
+        didSet {
+            filtering = onlyEvents != nil
+            wantedBySlot = []
+        }
+    }
+    /// `onlyEvents != nil`, read per line without a reference count on the set.
+    private(set) var filtering = false
     /// Per interner slot: 0 unknown, 1 wanted, 2 not wanted.
     private var wantedBySlot: [UInt8] = []
     /// Events whose payload held only `key=value` words (as `trace-cmd report -R` prints them).
@@ -69,7 +76,7 @@ struct TextPayload {
                 return .userStack
             }
             let (name, slot) = interner.internSlot(UnsafeBufferPointer(rebasing: l[b..<i]))
-            if filter, let only = onlyEvents, !wanted(name, slot: slot, only) { return .skipped }
+            if filter, filtering, !wanted(name, slot: slot) { return .skipped }
             return .event(system: "", name: name, payloadStart: p, typeID: Int32(slot), lazyFields: true)
         }
         if i < n, l[i] == S.openParen, i - b > 4, S.hasPrefix(l, at: b, "sys_") {
@@ -102,10 +109,10 @@ struct TextPayload {
         return .event(system: "ftrace", name: "function", payloadStart: b)
     }
 
-    private mutating func wanted(_ name: String, slot: Int, _ only: Set<String>) -> Bool {
-        guard slot >= 0 else { return only.contains(name) }
+    private mutating func wanted(_ name: String, slot: Int) -> Bool {
+        guard slot >= 0 else { return onlyEvents!.contains(name) }
         if wantedBySlot.isEmpty { wantedBySlot = [UInt8](repeating: 0, count: interner.slotCount) }
-        if wantedBySlot[slot] == 0 { wantedBySlot[slot] = only.contains(name) ? 1 : 2 }
+        if wantedBySlot[slot] == 0 { wantedBySlot[slot] = onlyEvents!.contains(name) ? 1 : 2 }
         return wantedBySlot[slot] == 1
     }
 

@@ -56,7 +56,11 @@ public final class TextTraceReader: RawEventSource, EventFiltering {
     }
     /// Event and stack records skipped because of `onlyEvents`.
     public private(set) var skippedRecords = 0
-    public private(set) var skippedSpan: ClosedRange<UInt64>?
+    public var skippedSpan: ClosedRange<UInt64>? {
+        skippedNs.first <= skippedNs.last ? skippedNs.first...skippedNs.last : nil
+    }
+    /// The least and greatest timestamps skipped (empty: first > last).
+    private var skippedNs: (first: UInt64, last: UInt64) = (.max, 0)
     /// CPUs whose last event was skipped: a stack record next on that CPU is skipped too.
     private var skippedLast: [Bool] = []
 
@@ -170,7 +174,7 @@ public final class TextTraceReader: RawEventSource, EventFiltering {
         // An event keeps the array it is given: the next line's fields then go to a new one. A
         // skipped line parses none, and allocates nothing.
         if !lineFields.isEmpty { lineFields.removeAll(keepingCapacity: true) }
-        let filter = onlyEvents != nil && pendingLost.isEmpty && pendingLostAnyCPU == nil
+        let filter = payloads.filtering && pendingLost.isEmpty && pendingLostAnyCPU == nil
         let body = payloads.parse(l, body: ev.body, fields: &lineFields, filter: filter)
         if filter {
             let cpu = ev.cpu
@@ -178,7 +182,7 @@ public final class TextTraceReader: RawEventSource, EventFiltering {
             case .skipped:
                 parsedLines += 1
                 skippedRecords += 1
-                skippedSpan = skippedSpan?.including(ev.timestampNs) ?? ev.timestampNs...ev.timestampNs
+                skippedNs = (min(skippedNs.first, ev.timestampNs), max(skippedNs.last, ev.timestampNs))
                 if cpu >= 0 {
                     if cpu >= skippedLast.count { skippedLast += [Bool](repeating: false, count: cpu + 1 - skippedLast.count) }
                     skippedLast[cpu] = true
