@@ -1,6 +1,7 @@
 /// What the body of an event line (after `ts: `) says: the event's name, its system when the text
-/// shows it, and its fields. Field values are kept as the strings printed; only names, comms and
-/// field names are interned.
+/// shows it, and its fields. Field values are kept as the strings printed; names and comms are
+/// interned. A tracepoint's or kprobe's fields are left in the line for the event to read from its
+/// copy of the payload when asked (`PayloadWords`, `RawEvent.text`).
 ///
 /// Shapes understood:
 /// - tracepoints `name: payload`, with every `key=value` of the payload as a field (other words,
