@@ -191,9 +191,7 @@ public final class RawEvent: @unchecked Sendable {
     /// binary record, decoded from the record at each read: ask for one with `self[field:]`.
     public var fields: [Field] {
         get {
-            if textFields, let record {
-                return PayloadWords.fields(UnsafeBufferPointer(start: record.assumingMemoryBound(to: UInt8.self), count: recordSize), from: 0)
-            }
+            if textFields, let record { return PayloadWords.fields(textBytes(record), from: 0) }
             guard let layout, let record else { return storedFields }
             return layout.fields(record, size: recordSize)
         }
@@ -306,17 +304,18 @@ public final class RawEvent: @unchecked Sendable {
         self.lostBefore = lostBefore
         self.locator = locator
         self.typeID = typeID
-        copyRecord(data, size: size)
+        copyRecord(UnsafeRawBufferPointer(start: data, count: size))
     }
 
-    private func copyRecord(_ data: UnsafeRawPointer, size: Int) {
-        if record == nil || size > recordCapacity {
+    /// Copies `data` into the event's own buffer, grown when too small, else reused.
+    private func copyRecord(_ data: UnsafeRawBufferPointer) {
+        if record == nil || data.count > recordCapacity {
             record?.deallocate()
-            recordCapacity = max(size, 128)
+            recordCapacity = max(data.count, 128)
             record = UnsafeMutableRawPointer.allocate(byteCount: recordCapacity, alignment: 8)
         }
-        record!.copyMemory(from: data, byteCount: size)
-        recordSize = size
+        if let base = data.baseAddress { record!.copyMemory(from: base, byteCount: data.count) }
+        recordSize = data.count
     }
 
     /// Makes a spent event (or a new one: `nil`) a text event, as `init` would with `fields` and
@@ -347,7 +346,7 @@ public final class RawEvent: @unchecked Sendable {
             e = RawEvent(timestampNs: timestampNs, cpu: cpu, pid: pid, tgid: tgid, comm: comm, system: "", name: name,
                          locator: locator, typeID: typeID)
         }
-        e.copyRecord(UnsafeRawPointer(payload.baseAddress ?? UnsafePointer(bitPattern: 1)!), size: payload.count)
+        e.copyRecord(UnsafeRawBufferPointer(payload))
         e.textFields = true
         e.textPayload = true
         e.payloadLength = trimmedLength
@@ -410,7 +409,8 @@ public final class RawEvent: @unchecked Sendable {
             if let found = textValue(named: name, in: bytes) {
                 return found.map { .string(TextLineScanner.string(bytes, $0)) }
             }
-            return position(named: name, in: fields, { $0.name }).map { fields[$0].value }
+            let all = fields
+            return position(named: name, in: all, { $0.name }).map { all[$0].value }
         }
         if let layoutRef, let record {
             return layoutRef._withUnsafeGuaranteedRef { layout in
