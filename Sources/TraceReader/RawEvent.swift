@@ -285,11 +285,8 @@ public final class RawEvent: @unchecked Sendable {
     /// instead of allocating.
     func refill(timestampNs: UInt64, cpu: Int, pid: Int32, comm: String, lostBefore: UInt64?, locator: TraceLocator,
                 typeID: Int32, record data: UnsafeRawPointer, size: Int, layout: RecordLayout) {
-        self.timestampNs = timestampNs
-        self.cpu = cpu
-        self.pid = pid
-        tgid = nil
-        self.comm = comm
+        renew(timestampNs: timestampNs, cpu: cpu, pid: pid, tgid: nil, comm: comm, lostBefore: lostBefore,
+              locator: locator, typeID: typeID)
         // The same layout object is the same type of the same reader: its names are already
         // these (most recycled events are of the type they were).
         if layout !== self.layout {
@@ -297,14 +294,26 @@ public final class RawEvent: @unchecked Sendable {
             name = layout.name
             self.layout = layout
         }
+        copyRecord(UnsafeRawBufferPointer(start: data, count: size))
+    }
+
+    /// What `refill` and `text(reusing:)` both set: everything but the names, the layout and
+    /// the record, with no fields, payload or stack.
+    private func renew(timestampNs: UInt64, cpu: Int, pid: Int32, tgid: Int32?, comm: String, lostBefore: UInt64?,
+                       locator: TraceLocator, typeID: Int32) {
+        self.timestampNs = timestampNs
+        self.cpu = cpu
+        self.pid = pid
+        self.tgid = tgid
+        self.comm = comm
         if !storedFields.isEmpty { storedFields = [] }
-        payload = nil
         textFields = false
+        storedPayload = nil
+        textPayload = false
         lazyStack = LazyStack()
         self.lostBefore = lostBefore
         self.locator = locator
         self.typeID = typeID
-        copyRecord(UnsafeRawBufferPointer(start: data, count: size))
     }
 
     /// Copies `data` into the event's own buffer, grown when too small, else reused.
@@ -328,20 +337,11 @@ public final class RawEvent: @unchecked Sendable {
         let e: RawEvent
         if let spent {
             e = spent
-            e.timestampNs = timestampNs
-            e.cpu = cpu
-            e.pid = pid
-            e.tgid = tgid
-            e.comm = comm
+            e.renew(timestampNs: timestampNs, cpu: cpu, pid: pid, tgid: tgid, comm: comm, lostBefore: nil,
+                    locator: locator, typeID: typeID)
             e.system = ""
             e.name = name
             e.layout = nil
-            if !e.storedFields.isEmpty { e.storedFields = [] }
-            e.storedPayload = nil
-            if !e.lazyStack.isEmpty { e.lazyStack = LazyStack() }
-            e.lostBefore = nil
-            e.locator = locator
-            e.typeID = typeID
         } else {
             e = RawEvent(timestampNs: timestampNs, cpu: cpu, pid: pid, tgid: tgid, comm: comm, system: "", name: name,
                          locator: locator, typeID: typeID)
@@ -373,7 +373,6 @@ public final class RawEvent: @unchecked Sendable {
             slot[2] = UInt32(truncatingIfNeeded: value.lowerBound)
             slot[3] = UInt32(truncatingIfNeeded: value.upperBound)
             pairCount += 1
-            return true
         })
         // Offsets past 4 GiB do not fit: such a line is looked up through `fields`.
         if probe || recordSize > Int(UInt32.max) { pairCount = -1 }

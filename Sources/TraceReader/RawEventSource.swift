@@ -30,3 +30,25 @@ extension ClosedRange where Bound == UInt64 {
     /// This span widened to take in `ts`.
     func including(_ ts: UInt64) -> ClosedRange<UInt64> { Swift.min(lowerBound, ts)...Swift.max(upperBound, ts) }
 }
+
+/// Spent events a reader refills instead of allocating new ones (`RawEventSource.recycle`), at
+/// most `limit` of them.
+struct EventPool {
+    private var spare: [RawEvent] = []
+    let limit = 4096
+
+    /// A spent event to refill, if there is one.
+    mutating func take() -> RawEvent? { spare.popLast() }
+
+    /// Keeps `e`, which nobody else holds, unless the pool is full.
+    mutating func give(_ e: consuming RawEvent) {
+        if spare.count < limit { spare.append(e) }
+    }
+
+    /// Keeps those of `events` nobody else holds, until the pool is full.
+    mutating func recycle(_ events: inout [RawEvent]) {
+        while spare.count < limit, var e = events.popLast() {
+            if isKnownUniquelyReferenced(&e) { spare.append(consume e) }
+        }
+    }
+}

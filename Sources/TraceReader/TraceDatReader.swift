@@ -397,20 +397,15 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
         return -1
     }()
 
-    /// Spent events to refill (`recycle`), at most `poolLimit`.
-    private var pool: [RawEvent] = []
-    private let poolLimit = 4096
+    /// Spent events to refill (`recycle`).
+    private var pool = EventPool()
 
-    public func recycle(_ events: inout [RawEvent]) {
-        while pool.count < poolLimit, var e = events.popLast() {
-            if isKnownUniquelyReferenced(&e) { pool.append(consume e) }
-        }
-    }
+    public func recycle(_ events: inout [RawEvent]) { pool.recycle(&events) }
 
     public func next() throws -> RawEvent? {
         guard let rec = nextRecord() else { return nil }
         let (cpu, typeID) = streamRefs[current]._withUnsafeGuaranteedRef { s in (s.cpu, filter == nil ? nil : s.typeID) }
-        let event = decoder.decode(rec, cpu: cpu, typeID: typeID, into: pool.popLast())
+        let event = decoder.decode(rec, cpu: cpu, typeID: typeID, into: pool.take())
         if attachStacks, !isStack(event.typeID) { attachFollowingStack(to: event) }
         return event
     }
@@ -443,9 +438,9 @@ public final class TraceDatReader: RawEventSource, EventFiltering {
             guard !s.finished, !s.skippedBefore else { return }
             let id = filter == nil ? tep_data_type(dat.tep, s.record) : s.typeID
             guard isStack(id), IRQContext.same(context(of: event), IRQContext.of(flags: tep_data_flags(dat.tep, s.record))) else { return }
-            let stack = decoder.decode(s.record, cpu: s.cpu, typeID: id, into: pool.popLast())
+            let stack = decoder.decode(s.record, cpu: s.cpu, typeID: id, into: pool.take())
             event.lazyStack = stack.lazyStack
-            if pool.count < poolLimit { pool.append(stack) }
+            pool.give(stack)
             s.advance()
         }
         requeueCurrent()

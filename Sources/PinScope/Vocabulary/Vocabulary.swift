@@ -717,20 +717,11 @@ extension RawEvent {
         if case .string(let s)? = self[field: "reason"] { return s }
         if let printed = payloadAssignment("reason") { return String(printed) }
         if let r = u("reason") { return "reason \(r)" }
-        return payloadWord("reason").map(String.init)
+        return payloadWord("reason") { String(decoding: $0, as: UTF8.self) }
     }
 
-    /// The word after `key ` in a text payload printed as `key value` pairs (ext4, filemap).
-    func payloadWord(_ key: String) -> Substring? {
-        guard let payload else { return nil }
-        let span = payload.utf8.withContiguousStorageIfAvailable { Self.wordSpan(after: key, in: $0) }
-            ?? Array(payload.utf8).withUnsafeBufferPointer { Self.wordSpan(after: key, in: $0) }
-        guard let (start, end) = span else { return nil }
-        let u = payload.utf8
-        return payload[u.index(u.startIndex, offsetBy: start)..<u.index(u.startIndex, offsetBy: end)]
-    }
-
-    /// `parse` of the bytes of the word after `key ` in the payload, read without making strings.
+    /// `parse` of the bytes of the word after `key ` in a text payload printed as `key value`
+    /// pairs (ext4, filemap), read without making strings.
     func payloadWord<T>(_ key: String, _ parse: (UnsafeBufferPointer<UInt8>) -> T?) -> T? {
         withPayloadBytes { chars -> T? in
             guard let (start, end) = Self.wordSpan(after: key, in: chars) else { return nil }
@@ -767,5 +758,5 @@ extension RawEvent {
         return nil
     }
 
-    func payloadNumber(_ key: String) -> UInt64? { payloadWord(key).flatMap { parseKernelInteger($0) } }
+    func payloadNumber(_ key: String) -> UInt64? { payloadWord(key) { parseKernelInteger($0) } }
 }

@@ -162,10 +162,10 @@ enum PayloadWords {
     }
 
     /// Calls `probe` with the inside of a leading `( ... )`, then `pair` with each `key=value`
-    /// in order until it returns false. The shape is complete only for a walk to the end.
+    /// in order.
     @inline(__always)
     static func walk(_ l: UnsafeBufferPointer<UInt8>, from start: Int, probe: (Range<Int>) -> Void,
-                     pair: (_ key: Range<Int>, _ value: Range<Int>) -> Bool) -> Shape {
+                     pair: (_ key: Range<Int>, _ value: Range<Int>) -> Void) -> Shape {
         let n = l.count
         var p = start
         var shape = Shape()
@@ -210,7 +210,7 @@ enum PayloadWords {
                 v = a..<p
             }
             shape.pairs += 1
-            guard pair(key, v) else { break }
+            pair(key, v)
         }
         return shape
     }
@@ -220,7 +220,6 @@ enum PayloadWords {
         var fields: [Field] = []
         _ = walk(l, from: start, probe: { inner in probeFields(l, inner, into: &fields) }, pair: { key, value in
             fields.append(Field(S.string(l, key), .string(S.string(l, value))))
-            return true
         })
         return fields
     }

@@ -100,15 +100,10 @@ public final class TextTraceReader: RawEventSource, EventFiltering {
         return .traceCmdReport
     }
 
-    /// Spent events to refill (`recycle`), at most `poolLimit`.
-    private var pool: [RawEvent] = []
-    private let poolLimit = 4096
+    /// Spent events to refill (`recycle`).
+    private var pool = EventPool()
 
-    public func recycle(_ events: inout [RawEvent]) {
-        while pool.count < poolLimit, var e = events.popLast() {
-            if isKnownUniquelyReferenced(&e) { pool.append(consume e) }
-        }
-    }
+    public func recycle(_ events: inout [RawEvent]) { pool.recycle(&events) }
 
     public func next() throws -> RawEvent? {
         while true {
@@ -230,7 +225,7 @@ public final class TextTraceReader: RawEventSource, EventFiltering {
             let e: RawEvent
             if lazyFields {
                 let shape: PayloadWords.Shape
-                (e, shape) = RawEvent.text(reusing: pool.popLast(), timestampNs: ev.timestampNs, cpu: ev.cpu, pid: ev.pid, tgid: ev.tgid,
+                (e, shape) = RawEvent.text(reusing: pool.take(), timestampNs: ev.timestampNs, cpu: ev.cpu, pid: ev.pid, tgid: ev.tgid,
                                   comm: payloads.intern(l, ev.comm), name: name,
                                   payload: UnsafeBufferPointer(rebasing: l[min(payloadStart, l.count)...]),
                                   trimmedLength: max(0, trimmedEnd(l) - payloadStart), locator: locator, typeID: typeID)
