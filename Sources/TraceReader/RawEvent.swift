@@ -355,27 +355,41 @@ public final class RawEvent: @unchecked Sendable {
 
     /// Fills `pairs` from the text payload in `record`.
     private func indexPairs() -> PayloadWords.Shape {
-        pairCount = 0
-        var probe = false
-        let shape = PayloadWords.walk(textBytes(record!), from: 0, probe: { _ in probe = true }, pair: { key, value in
-            if pairCount == pairCapacity {
-                let grown = UnsafeMutablePointer<UInt32>.allocate(capacity: 4 * max(8, 2 * pairCapacity))
-                if let pairs {
-                    grown.moveInitialize(from: pairs, count: 4 * pairCount)
+        /// Offsets of each pair's key and value, four per pair, into a buffer grown as needed.
+        struct Index: PayloadWords.Visitor {
+            var pairs: UnsafeMutablePointer<UInt32>
+            var capacity: Int
+            var count = 0
+            var probe = false
+            mutating func probe(_ inner: Range<Int>) { probe = true }
+            @inline(__always)
+            mutating func pair(key: Range<Int>, value: Range<Int>) {
+                if count == capacity {
+                    let grown = UnsafeMutablePointer<UInt32>.allocate(capacity: 8 * capacity)
+                    grown.moveInitialize(from: pairs, count: 4 * count)
                     pairs.deallocate()
+                    pairs = grown
+                    capacity *= 2
                 }
-                pairs = grown
-                pairCapacity = max(8, 2 * pairCapacity)
+                let slot = pairs + 4 * count
+                slot[0] = UInt32(truncatingIfNeeded: key.lowerBound)
+                slot[1] = UInt32(truncatingIfNeeded: key.upperBound)
+                slot[2] = UInt32(truncatingIfNeeded: value.lowerBound)
+                slot[3] = UInt32(truncatingIfNeeded: value.upperBound)
+                count += 1
             }
-            let slot = pairs! + 4 * pairCount
-            slot[0] = UInt32(truncatingIfNeeded: key.lowerBound)
-            slot[1] = UInt32(truncatingIfNeeded: key.upperBound)
-            slot[2] = UInt32(truncatingIfNeeded: value.lowerBound)
-            slot[3] = UInt32(truncatingIfNeeded: value.upperBound)
-            pairCount += 1
-        })
+        }
+        if pairs == nil {
+            pairCapacity = 8
+            pairs = UnsafeMutablePointer<UInt32>.allocate(capacity: 4 * pairCapacity)
+        }
+        var index = Index(pairs: pairs!, capacity: pairCapacity)
+        let shape = PayloadWords.walk(textBytes(record!), from: 0, into: &index)
+        pairs = index.pairs
+        pairCapacity = index.capacity
+        pairCount = index.count
         // Offsets past 4 GiB do not fit: such a line is looked up through `fields`.
-        if probe || recordSize > Int(UInt32.max) { pairCount = -1 }
+        if index.probe || recordSize > Int(UInt32.max) { pairCount = -1 }
         return shape
     }
 
@@ -389,17 +403,9 @@ public final class RawEvent: @unchecked Sendable {
     /// `nil` when only its whole field list can tell (a kprobe's fields come first).
     private func textValue(named name: String, in bytes: UnsafeBufferPointer<UInt8>) -> Range<Int>?? {
         guard pairCount >= 0 else { return nil }
-        var name = name
-        return .some(name.withUTF8 { name -> Range<Int>? in
-            for i in 0..<pairCount {
-                let slot = pairs! + 4 * i
-                let key = Int(slot[0])..<Int(slot[1])
-                if key.count == name.count, memcmp(bytes.baseAddress! + key.lowerBound, name.baseAddress!, key.count) == 0 {
-                    return Int(slot[2])..<Int(slot[3])
-                }
-            }
-            return nil
-        })
+        guard let i = pairIndex(named: name, in: bytes) else { return .some(nil) }
+        let slot = pairs! + 4 * i
+        return Int(slot[2])..<Int(slot[3])
     }
 
     public subscript(field name: String) -> FieldValue? {
@@ -455,6 +461,9 @@ public final class RawEvent: @unchecked Sendable {
         return self[field: name]?.unsignedValue
     }
 
+    /// Whether the event has a printed payload (`payload != nil`, without making it).
+    public var hasPayload: Bool { textPayload || storedPayload != nil }
+
     /// The payload's bytes, for reading it without making a string (a text event's own copy).
     public func withPayloadBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
         if textPayload, let record {
@@ -468,6 +477,42 @@ public final class RawEvent: @unchecked Sendable {
     public func unsignedField(at i: Int) -> UInt64? {
         guard let layoutRef, let record else { return nil }
         return layoutRef._withUnsafeGuaranteedRef { $0.unsigned(i, record, size: recordSize) }
+    }
+
+    /// Where the field named `name` is among a text event's `key=value` pairs: nil when it has
+    /// none there, or for a binary event (`fieldIndex(named:)`). Tracepoints print their pairs
+    /// in the same order every time, so one event's answer is a good guess for the next of its
+    /// type: `unsignedField(at:named:)` takes it and checks it.
+    public func textPairIndex(named name: String) -> Int? {
+        guard textFields, pairCount >= 0, let record else { return nil }
+        return pairIndex(named: name, in: textBytes(record))
+    }
+
+    /// `unsignedField(named: name)`, where `i` is the field's position as `fieldIndex(named:)`
+    /// (binary) or `textPairIndex(named:)` (text) gave it for an event of this type. A text
+    /// event whose pair `i` is another key is searched by name.
+    public func unsignedField(at i: Int, named name: String) -> UInt64? {
+        guard textFields, let record else { return unsignedField(at: i) }
+        let bytes = textBytes(record)
+        var name = name
+        let found = name.withUTF8 { i < pairCount && isPair(i, named: $0, in: bytes) }
+        guard found else { return unsignedField(named: name) }
+        let slot = pairs! + 4 * i
+        return parseKernelInteger(UnsafeBufferPointer(rebasing: bytes[Int(slot[2])..<Int(slot[3])]))
+    }
+
+    /// The first of a text event's `pairCount` (>= 0) pairs whose key is `name`.
+    private func pairIndex(named name: String, in bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        var name = name
+        return name.withUTF8 { name in (0..<pairCount).first { isPair($0, named: name, in: bytes) } }
+    }
+
+    /// Whether pair `i` (< `pairCount`) of a text event has the key `name`.
+    @inline(__always)
+    private func isPair(_ i: Int, named name: UnsafeBufferPointer<UInt8>, in bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        let slot = pairs! + 4 * i
+        let key = Int(slot[0])..<Int(slot[1])
+        return key.count == name.count && sameBytes(bytes.baseAddress! + key.lowerBound, name.baseAddress!, key.count)
     }
 }
 

@@ -129,11 +129,11 @@ public final class Analyzer {
         }
         if let dat = source as? TraceDatReader { dat.printedEvents = Vocabulary.printedEventNames }
         var damage: TraceError?
-        // Decoding runs on a second thread, a batch ahead of the analysis. For a trace.dat that
-        // thread also reads the fields the vocabulary needs; parsing text is the heavier side
-        // already, and there the analysis reads them.
-        let extractor = source is TraceDatReader ? Vocabulary.Extractor() : nil
-        let events = ReadAhead(source) { extractor?($0) }
+        // Decoding runs on a second thread, a batch ahead of the analysis. That thread also reads
+        // the fields the vocabulary needs (by position: `Vocabulary.FieldPositions`), so the
+        // analysis can load the table slots of the events ahead while it handles one.
+        let extractor = Vocabulary.Extractor()
+        let events = ReadAhead(source) { extractor($0) }
         do {
             try analyzer.consumeAll(events)
         } catch let e as TraceError {

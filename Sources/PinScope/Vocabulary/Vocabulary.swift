@@ -245,9 +245,14 @@ public struct Vocabulary {
     struct FieldPositions {
         var pfn: Int16 = -1, ino: Int16 = -1, index: Int16 = -1, ofs: Int16 = -1, dev: Int16 = -1
         var rangeStart: Int16 = -1, rangeEnd: Int16 = -1
+        /// Every field `extract` reads has a position (a text type whose payload prints some of
+        /// them as words, like the kernel's filemap `dev 254:0 ino 52d5ce`, has not).
+        var complete = true
 
         init(_ e: RawEvent, _ handler: Handler?) {
-            func at(_ name: String) -> Int16 { e.fieldIndex(named: name).flatMap { Int16(exactly: $0) } ?? -1 }
+            func at(_ name: String) -> Int16 {
+                (e.isBinary ? e.fieldIndex(named: name) : e.textPairIndex(named: name)).flatMap { Int16(exactly: $0) } ?? -1
+            }
             switch handler {
             case .filemapAdd?, .filemapDelete?:
                 pfn = at("pfn")
@@ -255,36 +260,45 @@ public struct Vocabulary {
                 index = at("index")
                 ofs = at("ofs")
                 dev = at("s_dev")
+                complete = pfn >= 0 && ino >= 0 && (index >= 0 || ofs >= 0) && dev >= 0
             case .dirtyTracepoint?, .waitWriteback?:
                 ino = at("ino")
                 index = at("index")
+                complete = ino >= 0 && index >= 0
             case .writepages?:
                 ino = at("ino")
                 rangeStart = at("range_start")
                 rangeEnd = at("range_end")
+                complete = ino >= 0 && rangeStart >= 0 && rangeEnd >= 0
             default:
                 break
             }
         }
     }
 
-    /// `extract(_:_:)` reading the fields at `p`. What a record lacks, `extract(_:_:)` may find in
-    /// the printed payload: an event with one gets that instead.
+    /// `extract(_:_:)` reading the fields at `p` (positions found in an earlier event of the
+    /// type: a binary type's are fixed; a text event's are checked, and searched for by name when
+    /// it differs). What a record lacks, `extract(_:_:)` may find in the printed payload: an
+    /// event with one gets that instead.
     static func extract(_ e: RawEvent, _ handler: Handler?, at p: FieldPositions) -> Extracted {
-        func u(_ i: Int16) -> UInt64? { i < 0 ? nil : e.unsignedField(at: Int(i)) }
+        let binary = e.isBinary
+        func u(_ i: Int16, _ name: String) -> UInt64? {
+            i >= 0 ? e.unsignedField(at: Int(i), named: name) : binary ? nil : e.u(name)
+        }
         var x = Extracted()
         switch handler {
         case .filemapAdd?, .filemapDelete?:
-            x.file = FileFields(pfn: u(p.pfn), ino: u(p.ino), index: u(p.index) ?? u(p.ofs).map { $0 / 4096 }, dev: u(p.dev))
-            if x.file.ino == nil || x.file.dev == nil, e.payload != nil { return extract(e, handler) }
+            x.file = FileFields(pfn: u(p.pfn, "pfn"), ino: u(p.ino, "i_ino"),
+                                index: u(p.index, "index") ?? u(p.ofs, "ofs").map { $0 / 4096 }, dev: u(p.dev, "s_dev"))
+            if x.file.ino == nil || x.file.dev == nil, e.hasPayload { return extract(e, handler) }
         case .dirtyTracepoint?, .waitWriteback?:
-            x.file.ino = u(p.ino)
-            x.file.index = u(p.index)
+            x.file.ino = u(p.ino, "ino")
+            x.file.index = u(p.index, "index")
         case .writepages?:
-            x.file.ino = u(p.ino)
-            x.rangeStart = u(p.rangeStart)
-            x.rangeEnd = u(p.rangeEnd)
-            if x.file.ino == nil || x.rangeStart == nil || x.rangeEnd == nil, e.payload != nil { return extract(e, handler) }
+            x.file.ino = u(p.ino, "ino")
+            x.rangeStart = u(p.rangeStart, "range_start")
+            x.rangeEnd = u(p.rangeEnd, "range_end")
+            if x.file.ino == nil || x.rangeStart == nil || x.rangeEnd == nil, e.hasPayload { return extract(e, handler) }
         default:
             break
         }
@@ -297,13 +311,17 @@ public struct Vocabulary {
     /// where the fields are (checking the name too cost two reference counts per event).
     final class Extractor: @unchecked Sendable {
         private var handlers = HandlerCache()
-        /// Positions for a binary event type; nil for a text one, whose fields are found by name.
-        private var byType = DenseTable<(handler: Handler?, fields: FieldPositions?)>()
+        /// Positions for an event type (for a text reader's type, where its first event had them).
+        /// `here`: whether this thread extracts the type's events; a text type whose fields are
+        /// not all pairs is left to the analysis (searching its payload words by name here made
+        /// the reading thread, the busier one on text, slower than the analysis gained).
+        private var byType = DenseTable<(handler: Handler?, fields: FieldPositions, here: Bool)>()
 
         /// A stack was going to be read, and its symbols' parse was started.
         private var symbolsPrefetched = false
 
-        func callAsFunction(_ e: RawEvent) -> Extracted {
+        /// What `Vocabulary.extract` gives for `e`, or nil to leave it to the analysis.
+        func callAsFunction(_ e: RawEvent) -> Extracted? {
             let id = Int(e.typeID)
             if let known = byType[id] {
                 if !symbolsPrefetched, known.handler?.readsStack ?? false, !e.lazyStack.isEmpty {
@@ -311,15 +329,14 @@ public struct Vocabulary {
                     e.lazyStack.prefetchSymbols()
                     symbolsPrefetched = true
                 }
-                guard let fields = known.fields else { return Vocabulary.extract(e, known.handler) }
-                return Vocabulary.extract(e, known.handler, at: fields)
+                return known.here ? Vocabulary.extract(e, known.handler, at: known.fields) : nil
             }
             let handler = handlers.lookup(e).handler
-            guard id >= 0, id < 1 << 16 else { return Vocabulary.extract(e, handler) }
-            let fields = e.isBinary ? FieldPositions(e, handler) : nil
-            byType[id] = (handler, fields)
-            guard let fields else { return Vocabulary.extract(e, handler) }
-            return Vocabulary.extract(e, handler, at: fields)
+            guard id >= 0, id < 1 << 16 else { return e.isBinary ? Vocabulary.extract(e, handler) : nil }
+            let fields = FieldPositions(e, handler)
+            let here = e.isBinary || fields.complete
+            byType[id] = (handler, fields, here)
+            return here ? Vocabulary.extract(e, handler, at: fields) : nil
         }
     }
 

@@ -57,31 +57,38 @@ struct StringInterner {
     /// The interned string and its slot (stable for the interner's life), or slot -1 when the
     /// sequence is not kept (too long, or the table is full).
     mutating func internSlot(_ bytes: UnsafeBufferPointer<UInt8>) -> (string: String, slot: Int) {
+        let slot = self.slot(bytes)
+        return slot >= 0 ? (values[slot], slot) : (bytes.isEmpty ? "" : String(decoding: bytes, as: UTF8.self), -1)
+    }
+
+    /// The slot of `bytes`, interned if new, or -1 when not kept (empty, too long, or the table
+    /// is full). No string is touched: asking costs no reference count.
+    mutating func slot(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
         let n = bytes.count
-        guard n > 0 else { return ("", -1) }
-        guard n <= maxLength else { return (String(decoding: bytes, as: UTF8.self), -1) }
+        guard n > 0, n <= maxLength else { return -1 }
         var slot = Int(truncatingIfNeeded: Self.hash(bytes)) & mask
         while true {
             let length = Int(lengths[slot])
             if length < 0 { break }
             if length == n {
                 let start = Int(starts[slot])
-                let same = arena.withUnsafeBufferPointer { memcmp($0.baseAddress! + start, bytes.baseAddress!, n) == 0 }
-                if same { return (values[slot], slot) }
+                let same = arena.withUnsafeBufferPointer { sameBytes($0.baseAddress! + start, bytes.baseAddress!, n) }
+                if same { return slot }
             }
             slot = (slot + 1) & mask
         }
-        let s = String(decoding: bytes, as: UTF8.self)
-        if count < (mask + 1) * 3 / 4 {
-            starts[slot] = Int32(arena.count)
-            lengths[slot] = Int32(n)
-            arena.append(contentsOf: bytes)
-            values[slot] = s
-            count += 1
-            return (s, slot)
-        }
-        return (s, -1)
+        guard count < (mask + 1) * 3 / 4 else { return -1 }
+        starts[slot] = Int32(arena.count)
+        lengths[slot] = Int32(n)
+        arena.append(contentsOf: bytes)
+        values[slot] = String(decoding: bytes, as: UTF8.self)
+        count += 1
+        return slot
     }
+
+    /// The string interned in `slot` (from `slot(_:)`).
+    @inline(__always)
+    func string(at slot: Int) -> String { values[slot] }
 
     /// Number of slots (an upper bound for slot numbers).
     var slotCount: Int { mask + 1 }
@@ -94,6 +101,26 @@ struct StringInterner {
     mutating func intern(_ line: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> String {
         intern(UnsafeBufferPointer(rebasing: line[range]))
     }
+}
+
+/// Whether `n` bytes at `a` and `b` are equal. Inlined for the short names and keys of trace
+/// lines, which it compares a word at a time: a call to `memcmp` per name cost more than the
+/// comparison.
+@inline(__always)
+func sameBytes(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ n: Int) -> Bool {
+    let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+    var i = 0
+    while i + 8 <= n {
+        if ra.loadUnaligned(fromByteOffset: i, as: UInt64.self) != rb.loadUnaligned(fromByteOffset: i, as: UInt64.self) {
+            return false
+        }
+        i += 8
+    }
+    while i < n {
+        if a[i] != b[i] { return false }
+        i += 1
+    }
+    return true
 }
 
 extension TextLineScanner {

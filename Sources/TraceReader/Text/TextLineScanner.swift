@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Byte-level framing of ftrace text lines: where the comm, pid, tgid, CPU, flags, timestamp and
 /// event body are, as offsets into the line. Knows nothing of what events mean (that is
 /// `TextPayload`), and creates no `String`s.
@@ -119,16 +125,15 @@ enum TextLineScanner {
         var search = start + 2
         while search < limit {
             // The next " [" ...
-            var lb = search
-            while lb < limit && l[lb] != openBracket { lb += 1 }
-            guard lb < limit else { return nil }
+            guard let found = memchr(l.baseAddress! + search, Int32(openBracket), limit - search) else { return nil }
+            let lb = l.baseAddress!.distance(to: found.assumingMemoryBound(to: UInt8.self))
             search = lb + 1
             guard l[lb - 1] == space else { continue }
             // ... holding a CPU number ...
             var i = lb + 1
             var cpu = 0
             while i < n && i - lb <= 6 && isDigit(l[i]) {
-                cpu = cpu * 10 + Int(l[i] &- 0x30)
+                cpu = cpu &* 10 &+ Int(l[i] &- 0x30)
                 i += 1
             }
             guard i > lb + 1, i < n, l[i] == closeBracket else { continue }
@@ -199,12 +204,12 @@ enum TextLineScanner {
             let f = i
             var frac: UInt64 = 0
             while i < n && isDigit(l[i]) {
-                if i - f < 9 { frac = frac * 10 + UInt64(l[i] &- 0x30) }
+                if i - f < 9 { frac = frac &* 10 &+ UInt64(l[i] &- 0x30) }
                 i += 1
             }
             guard i > f else { return nil }
             var digits = min(i - f, 9)
-            while digits < 9 { frac *= 10; digits += 1 }
+            while digits < 9 { frac &*= 10; digits += 1 }
             let (s, o1) = sec.multipliedReportingOverflow(by: 1_000_000_000)
             guard !o1 else { return nil }
             ns = s &+ frac

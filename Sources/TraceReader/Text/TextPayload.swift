@@ -76,8 +76,12 @@ struct TextPayload {
             if i - b == 10, S.hasPrefix(l, at: b, "user_stack"), S.hasPrefix(l, at: p, "<user stack trace") {
                 return .userStack
             }
-            let (name, slot) = interner.internSlot(UnsafeBufferPointer(rebasing: l[b..<i]))
-            if filter, filtering, !wanted(name, slot: slot) { return .skipped }
+            let bytes = UnsafeBufferPointer(rebasing: l[b..<i])
+            let slot = interner.slot(bytes)
+            // Most lines of a large trace are skipped: their names are never made into strings.
+            if filter, filtering, slot >= 0, !wanted(slot: slot) { return .skipped }
+            let name = slot >= 0 ? interner.string(at: slot) : String(decoding: bytes, as: UTF8.self)
+            if filter, filtering, slot < 0, !onlyEvents!.contains(name) { return .skipped }
             return .event(system: "", name: name, payloadStart: p, typeID: Int32(slot), lazyFields: true)
         }
         if i < n, l[i] == S.openParen, i - b > 4, S.hasPrefix(l, at: b, "sys_") {
@@ -110,10 +114,10 @@ struct TextPayload {
         return .event(system: "ftrace", name: "function", payloadStart: b)
     }
 
-    private mutating func wanted(_ name: String, slot: Int) -> Bool {
-        guard slot >= 0 else { return onlyEvents!.contains(name) }
+    /// Whether the name interned in `slot` is in `onlyEvents` (decided once per slot).
+    private mutating func wanted(slot: Int) -> Bool {
         if wantedBySlot.isEmpty { wantedBySlot = [UInt8](repeating: 0, count: interner.slotCount) }
-        if wantedBySlot[slot] == 0 { wantedBySlot[slot] = onlyEvents!.contains(name) ? 1 : 2 }
+        if wantedBySlot[slot] == 0 { wantedBySlot[slot] = onlyEvents!.contains(interner.string(at: slot)) ? 1 : 2 }
         return wantedBySlot[slot] == 1
     }
 
@@ -161,11 +165,18 @@ enum PayloadWords {
         var pairs = 0
     }
 
-    /// Calls `probe` with the inside of a leading `( ... )`, then `pair` with each `key=value`
-    /// in order.
+    /// What a walk tells, word by word.
+    protocol Visitor {
+        /// The inside of a leading `( ... )`.
+        mutating func probe(_ inner: Range<Int>)
+        /// A `key=value` word (the value without its quotes).
+        mutating func pair(key: Range<Int>, value: Range<Int>)
+    }
+
+    /// Tells `visitor` of the inside of a leading `( ... )`, then of each `key=value` in order.
+    /// Generic, not closures: the reader walks every wanted line, and the calls inline.
     @inline(__always)
-    static func walk(_ l: UnsafeBufferPointer<UInt8>, from start: Int, probe: (Range<Int>) -> Void,
-                     pair: (_ key: Range<Int>, _ value: Range<Int>) -> Void) -> Shape {
+    static func walk<V: Visitor>(_ l: UnsafeBufferPointer<UInt8>, from start: Int, into visitor: inout V) -> Shape {
         let n = l.count
         var p = start
         var shape = Shape()
@@ -173,7 +184,7 @@ enum PayloadWords {
             var close = p + 1
             while close < n && l[close] != S.closeParen { close += 1 }
             if close < n {
-                probe((p + 1)..<close)
+                visitor.probe((p + 1)..<close)
                 p = close + 1
                 shape.other = true
             }
@@ -210,18 +221,24 @@ enum PayloadWords {
                 v = a..<p
             }
             shape.pairs += 1
-            pair(key, v)
+            visitor.pair(key: key, value: v)
         }
         return shape
     }
 
     /// Every field of the payload, as `TextPayload` gives them (keys not interned).
     static func fields(_ l: UnsafeBufferPointer<UInt8>, from start: Int) -> [Field] {
-        var fields: [Field] = []
-        _ = walk(l, from: start, probe: { inner in probeFields(l, inner, into: &fields) }, pair: { key, value in
-            fields.append(Field(S.string(l, key), .string(S.string(l, value))))
-        })
-        return fields
+        struct Collect: Visitor {
+            let l: UnsafeBufferPointer<UInt8>
+            var fields: [Field] = []
+            mutating func probe(_ inner: Range<Int>) { PayloadWords.probeFields(l, inner, into: &fields) }
+            mutating func pair(key: Range<Int>, value: Range<Int>) {
+                fields.append(Field(TextLineScanner.string(l, key), .string(TextLineScanner.string(l, value))))
+            }
+        }
+        var collect = Collect(l: l)
+        _ = walk(l, from: start, into: &collect)
+        return collect.fields
     }
 
     /// The fields of a kprobe's `(sym+0x0/0x40)` or kretprobe's `(caller+0x4c/0x1e0 <- func)`.
