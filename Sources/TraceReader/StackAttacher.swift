@@ -96,6 +96,9 @@ struct StackAttacher {
     mutating func next() -> RawEvent? {
         ready.popFirst()
     }
+
+    /// Whether `next()` has an event.
+    var hasReady: Bool { !ready.isEmpty }
 }
 
 /// The interrupt context a record was written in, as the kernel's trace flags give it: hardirq,

@@ -62,6 +62,11 @@ enum TextLineScanner {
     static func contentStart(_ l: UnsafeBufferPointer<UInt8>) -> Int {
         var i = 0
         let n = l.count
+        // The kernel pads comms to the right of a 16-column field: skip the spaces 8 at a time.
+        if n >= 8, let base = l.baseAddress {
+            let raw = UnsafeRawPointer(base)
+            while i + 8 <= n && raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) == 0x2020_2020_2020_2020 { i += 8 }
+        }
         while i < n, isBlank(l[i]) || l[i] == quoteMarker { i += 1 }
         return i
     }
@@ -160,9 +165,14 @@ enum TextLineScanner {
                 while e > start && l[e - 1] == space { e -= 1 }
             }
             var d = e
-            while d > start && isDigit(l[d - 1]) { d -= 1 }
-            guard d < e, d > start, l[d - 1] == dash,
-                  let pidValue = decimal(l, d, e), pidValue <= UInt64(Int32.max) else { continue }
+            var pidValue: UInt64 = 0
+            var scale: UInt64 = 1
+            while d > start && isDigit(l[d - 1]) && e - d < 10 {
+                d -= 1
+                pidValue &+= UInt64(l[d] &- 0x30) &* scale
+                scale &*= 10
+            }
+            guard d < e, d > start, l[d - 1] == dash, pidValue <= UInt64(Int32.max) else { continue }
             // ... then flags and the timestamp.
             var p = afterCpu
             while p < n && l[p] == space { p += 1 }

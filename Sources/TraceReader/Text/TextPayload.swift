@@ -62,9 +62,12 @@ struct TextPayload {
             return .unparsable
         }
         var i = b
+        // The name runs to a blank, `:` or `(`: one test of a mask for the bytes below 64, none
+        // for the letters and `_` that make up most of a name.
+        let stops: UInt64 = 1 << S.space | 1 << S.colon | 1 << S.openParen | 1 << S.tab
         while i < n {
             let c = l[i]
-            if c == S.space || c == S.colon || c == S.openParen || c == S.tab { break }
+            if c < 64 && stops >> c & 1 != 0 { break }
             i += 1
         }
         if i < n, l[i] == S.colon, i > b, i + 1 == n || S.isBlank(l[i + 1]) {

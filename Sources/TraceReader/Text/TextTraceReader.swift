@@ -109,7 +109,8 @@ public final class TextTraceReader: RawEventSource, EventFiltering {
         while true {
             if let e = attacher.next() { return e }
             if finished { return nil }
-            if try lines.nextLine({ process($0) }) == nil {
+            // Lines until one lets an event go (or the input ends).
+            if try !lines.scan({ process($0); return attacher.hasReady }) {
                 endStack()
                 attacher.flush()
                 finished = true
