@@ -492,7 +492,8 @@ public final class RawEvent: @unchecked Sendable {
     /// (binary) or `textPairIndex(named:)` (text) gave it for an event of this type. A text
     /// event whose pair `i` is another key is searched by name.
     public func unsignedField(at i: Int, named name: String) -> UInt64? {
-        guard textFields, let record else { return unsignedField(at: i) }
+        if isBinary { return unsignedField(at: i) }
+        guard textFields, let record else { return unsignedField(named: name) }
         let bytes = textBytes(record)
         var name = name
         let found = name.withUTF8 { i < pairCount && isPair(i, named: $0, in: bytes) }

@@ -20,6 +20,42 @@ final class VocabularyTests: XCTestCase {
         return out
     }
 
+    /// The reading thread's extractor reads fields at the positions it learned per event type;
+    /// the analysis reads them by name. Both give the same values for every event of every
+    /// sample, in both forms (the kernel's text prints filemap's inode and device as words,
+    /// which the extractor leaves to the analysis).
+    func testFieldsByPositionAreTheFieldsByName() throws {
+        let root = TestPaths.samples.path
+        let texts = (FileManager.default.enumerator(atPath: root)?.compactMap { $0 as? String } ?? [])
+            .filter { ["trace.txt", "trace_raw.txt", "ftrace.txt"].contains(($0 as NSString).lastPathComponent.split(separator: ".").prefix(2).joined(separator: ".")) }
+            .sorted().map { root + "/" + $0 }
+        XCTAssertGreaterThanOrEqual(texts.count, 3, "\(texts)")
+        var binary = 0, text = 0, leftToAnalysis = 0
+        for path in TestPaths.allTraceDats + texts {
+            let source = try TraceInput.open(path)
+            let extractor = Vocabulary.Extractor()
+            while let e = try source.next() {
+                let handler = Vocabulary.handlers[e.name]
+                let byName = Vocabulary.extract(e, handler)
+                guard let byPosition = extractor(e) else {
+                    XCTAssertFalse(e.isBinary, "\(e.locator)")
+                    leftToAnalysis += 1
+                    continue
+                }
+                for (a, b, what) in [(byPosition.file.pfn, byName.file.pfn, "pfn"), (byPosition.file.ino, byName.file.ino, "ino"),
+                                     (byPosition.file.index, byName.file.index, "index"), (byPosition.file.dev, byName.file.dev, "dev"),
+                                     (byPosition.rangeStart, byName.rangeStart, "range_start"), (byPosition.rangeEnd, byName.rangeEnd, "range_end")] {
+                    XCTAssertEqual(a, b, "\(e.locator) \(e.name) \(what)")
+                }
+                guard handler != nil else { continue }
+                if e.isBinary { binary += 1 } else { text += 1 }
+            }
+        }
+        XCTAssertGreaterThan(binary, 1_000)
+        XCTAssertGreaterThan(text, 1_000)
+        XCTAssertGreaterThan(leftToAnalysis, 100)
+    }
+
     /// Rules are dispatched through tables indexed by `ordinal`: a wrong or repeated ordinal
     /// would hand events to the wrong rules.
     func testKindOrdinalsArePositionsInAllCases() {

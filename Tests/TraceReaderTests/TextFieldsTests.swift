@@ -57,6 +57,29 @@ final class TextFieldsTests: XCTestCase {
         XCTAssertGreaterThan(matchedByPattern, 10_000)
     }
 
+    /// A field read at a position (`textPairIndex(named:)` of an earlier event of the type) is
+    /// the field read by name, at every position: the right pair's value where the key is there,
+    /// a search by name where another key is.
+    func testFieldsAtAnyPositionAreTheFieldsByName() throws {
+        var hits = 0, misses = 0
+        for path in Self.textSamples {
+            let r = try TraceInput.open(path)
+            while let e = try r.next() {
+                let names = Set(e.fields.map(\.name))
+                let pairs = names.compactMap { e.textPairIndex(named: $0) }
+                for name in names {
+                    let at = e.textPairIndex(named: name)
+                    for i in Set(pairs + [0, 7]) {
+                        XCTAssertEqual(e.unsignedField(at: i, named: name), e.unsignedField(named: name), "\(e.locator) \(name) at \(i)")
+                        if i == at { hits += 1 } else { misses += 1 }
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThan(hits, 10_000)
+        XCTAssertGreaterThan(misses, 10_000)
+    }
+
     /// Events the consumer hands back are refilled for later lines: what they read then is what
     /// new events read (nothing of the line before stays behind).
     func testRecycledEventsReadLikeNewOnes() throws {

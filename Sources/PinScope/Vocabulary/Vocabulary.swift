@@ -220,89 +220,87 @@ public struct Vocabulary {
         var rangeEnd: UInt64?
     }
 
+    /// The fields `extract` reads, as the binary formats name them (a text payload may print
+    /// some as words instead, like the kernel's filemap `dev 254:0 ino 52d5ce`).
+    enum FieldName: Int, CaseIterable {
+        case pfn, inode, ino, index, ofs, device, rangeStart, rangeEnd
+        var string: String {
+            switch self {
+            case .pfn: "pfn"
+            case .inode: "i_ino"
+            case .ino: "ino"
+            case .index: "index"
+            case .ofs: "ofs"
+            case .device: "s_dev"
+            case .rangeStart: "range_start"
+            case .rangeEnd: "range_end"
+            }
+        }
+    }
+
+    /// Where `extract` finds its fields in the events of one type, learned from the first event
+    /// that reads each: reading a field by name costs a search of the type's field names per
+    /// event. A binary type's positions are fixed; a text type's (its `key=value` pairs keep
+    /// their order) are checked in each event and searched for by name when they differ.
+    struct FieldPositions: Equatable {
+        /// Per `FieldName`: the position, -1 for none, -2 before it was looked up. Small
+        /// numbers in one vector: the extractor copies a type's positions for every event.
+        private var positions = SIMD8<Int16>(repeating: -2)
+        /// Every field read so far had a position (a text field printed as a word has none).
+        private(set) var complete = true
+
+        /// `e`'s field `name` as an unsigned integer.
+        @inline(__always)
+        mutating func unsigned(_ name: FieldName, of e: RawEvent) -> UInt64? {
+            let at = positions[name.rawValue]
+            if at >= 0 { return e.unsignedField(at: Int(at), named: name.string) }
+            return unsigned(name, of: e, notAt: at)
+        }
+
+        /// `unsigned` for a field without a position, or not looked up yet (`at` -2).
+        private mutating func unsigned(_ name: FieldName, of e: RawEvent, notAt at: Int16) -> UInt64? {
+            let key = name.string
+            var at = at
+            if at == -2 {
+                at = (e.isBinary ? e.fieldIndex(named: key) : e.textPairIndex(named: key)).flatMap { Int16(exactly: $0) } ?? -1
+                positions[name.rawValue] = at
+                if at < 0 && !e.isBinary { complete = false }
+                if at >= 0 { return e.unsignedField(at: Int(at), named: key) }
+            }
+            // A binary type lacks it; a text event may have it where its type's first one had not.
+            return e.isBinary ? nil : e.u(key)
+        }
+    }
+
+    /// What the vocabulary reads from `e`, by name, or at `positions` (those of `e`'s type,
+    /// learned as they are read) when given.
+    static func extract(_ e: RawEvent, _ handler: Handler?, at positions: inout FieldPositions?) -> Extracted {
+        func u(_ name: FieldName) -> UInt64? {
+            guard positions != nil else { return e.u(name.string) }
+            return positions!.unsigned(name, of: e)
+        }
+        var x = Extracted()
+        switch handler {
+        case .filemapAdd?, .filemapDelete?:
+            x.file = FileFields(pfn: u(.pfn), ino: u(.inode) ?? e.filemapPrintedIno,
+                                index: u(.index) ?? u(.ofs).map { $0 / 4096 }, dev: u(.device) ?? e.filemapPrintedDev)
+        case .dirtyTracepoint?, .waitWriteback?:
+            x.file.ino = u(.ino)
+            x.file.index = u(.index)
+        case .writepages?:
+            x.file.ino = u(.ino) ?? e.payloadNumber("ino")
+            x.rangeStart = u(.rangeStart) ?? e.payloadNumber("range_start")
+            x.rangeEnd = u(.rangeEnd) ?? e.payloadNumber("range_end")
+        default:
+            break
+        }
+        return x
+    }
+
+    /// `extract` by name.
     static func extract(_ e: RawEvent, _ handler: Handler?) -> Extracted {
-        var x = Extracted()
-        switch handler {
-        case .filemapAdd?, .filemapDelete?:
-            x.file = FileFields(pfn: e.u("pfn"), ino: e.filemapIno, index: e.filemapIndex, dev: e.filemapDev)
-        case .dirtyTracepoint?, .waitWriteback?:
-            x.file.ino = e.u("ino")
-            x.file.index = e.u("index")
-        case .writepages?:
-            x.file.ino = e.u("ino") ?? e.payloadNumber("ino")
-            x.rangeStart = e.u("range_start") ?? e.payloadNumber("range_start")
-            x.rangeEnd = e.u("range_end") ?? e.payloadNumber("range_end")
-        default:
-            break
-        }
-        return x
-    }
-
-    /// Where `extract` finds its fields in the records of one event type, looked up once per type:
-    /// reading a field by name costs a search of the type's field names per event.
-    /// Positions are small numbers, -1 for none: the extractor reads a type's positions for
-    /// every event, and optionals of Int made that a copy of 112 bytes.
-    struct FieldPositions {
-        var pfn: Int16 = -1, ino: Int16 = -1, index: Int16 = -1, ofs: Int16 = -1, dev: Int16 = -1
-        var rangeStart: Int16 = -1, rangeEnd: Int16 = -1
-        /// Every field `extract` reads has a position (a text type whose payload prints some of
-        /// them as words, like the kernel's filemap `dev 254:0 ino 52d5ce`, has not).
-        var complete = true
-
-        init(_ e: RawEvent, _ handler: Handler?) {
-            func at(_ name: String) -> Int16 {
-                (e.isBinary ? e.fieldIndex(named: name) : e.textPairIndex(named: name)).flatMap { Int16(exactly: $0) } ?? -1
-            }
-            switch handler {
-            case .filemapAdd?, .filemapDelete?:
-                pfn = at("pfn")
-                ino = at("i_ino")
-                index = at("index")
-                ofs = at("ofs")
-                dev = at("s_dev")
-                complete = pfn >= 0 && ino >= 0 && (index >= 0 || ofs >= 0) && dev >= 0
-            case .dirtyTracepoint?, .waitWriteback?:
-                ino = at("ino")
-                index = at("index")
-                complete = ino >= 0 && index >= 0
-            case .writepages?:
-                ino = at("ino")
-                rangeStart = at("range_start")
-                rangeEnd = at("range_end")
-                complete = ino >= 0 && rangeStart >= 0 && rangeEnd >= 0
-            default:
-                break
-            }
-        }
-    }
-
-    /// `extract(_:_:)` reading the fields at `p` (positions found in an earlier event of the
-    /// type: a binary type's are fixed; a text event's are checked, and searched for by name when
-    /// it differs). What a record lacks, `extract(_:_:)` may find in the printed payload: an
-    /// event with one gets that instead.
-    static func extract(_ e: RawEvent, _ handler: Handler?, at p: FieldPositions) -> Extracted {
-        let binary = e.isBinary
-        func u(_ i: Int16, _ name: String) -> UInt64? {
-            i >= 0 ? e.unsignedField(at: Int(i), named: name) : binary ? nil : e.u(name)
-        }
-        var x = Extracted()
-        switch handler {
-        case .filemapAdd?, .filemapDelete?:
-            x.file = FileFields(pfn: u(p.pfn, "pfn"), ino: u(p.ino, "i_ino"),
-                                index: u(p.index, "index") ?? u(p.ofs, "ofs").map { $0 / 4096 }, dev: u(p.dev, "s_dev"))
-            if x.file.ino == nil || x.file.dev == nil, e.hasPayload { return extract(e, handler) }
-        case .dirtyTracepoint?, .waitWriteback?:
-            x.file.ino = u(p.ino, "ino")
-            x.file.index = u(p.index, "index")
-        case .writepages?:
-            x.file.ino = u(p.ino, "ino")
-            x.rangeStart = u(p.rangeStart, "range_start")
-            x.rangeEnd = u(p.rangeEnd, "range_end")
-            if x.file.ino == nil || x.rangeStart == nil || x.rangeEnd == nil, e.hasPayload { return extract(e, handler) }
-        default:
-            break
-        }
-        return x
+        var byName: FieldPositions? = nil
+        return extract(e, handler, at: &byName)
     }
 
     /// `extract` for a reading thread, with its own handler cache by type id (the vocabulary's
@@ -311,11 +309,11 @@ public struct Vocabulary {
     /// where the fields are (checking the name too cost two reference counts per event).
     final class Extractor: @unchecked Sendable {
         private var handlers = HandlerCache()
-        /// Positions for an event type (for a text reader's type, where its first event had them).
-        /// `here`: whether this thread extracts the type's events; a text type whose fields are
-        /// not all pairs is left to the analysis (searching its payload words by name here made
-        /// the reading thread, the busier one on text, slower than the analysis gained).
-        private var byType = DenseTable<(handler: Handler?, fields: FieldPositions, here: Bool)>()
+        /// Per event type: its handler, where its fields are, and whether this thread extracts
+        /// its events (`here`). A text type with fields printed as words, not pairs, is left to
+        /// the analysis: searching its payload words here made the reading thread, the busier
+        /// one on text, slower than the analysis gained.
+        private var byType = DenseTable<(handler: Handler?, fields: FieldPositions?, here: Bool)>()
 
         /// A stack was going to be read, and its symbols' parse was started.
         private var symbolsPrefetched = false
@@ -323,20 +321,25 @@ public struct Vocabulary {
         /// What `Vocabulary.extract` gives for `e`, or nil to leave it to the analysis.
         func callAsFunction(_ e: RawEvent) -> Extracted? {
             let id = Int(e.typeID)
-            if let known = byType[id] {
+            if var known = byType[id] {
                 if !symbolsPrefetched, known.handler?.readsStack ?? false, !e.lazyStack.isEmpty {
                     // The analysis reads this stack soon: parse the symbols meanwhile.
                     e.lazyStack.prefetchSymbols()
                     symbolsPrefetched = true
                 }
-                return known.here ? Vocabulary.extract(e, known.handler, at: known.fields) : nil
+                guard known.here else { return nil }
+                let before = known.fields
+                let x = Vocabulary.extract(e, known.handler, at: &known.fields)
+                // Most events learn nothing: their type's positions are all known by now.
+                if known.fields != before { byType[id] = known }
+                return x
             }
             let handler = handlers.lookup(e).handler
             guard id >= 0, id < 1 << 16 else { return e.isBinary ? Vocabulary.extract(e, handler) : nil }
-            let fields = FieldPositions(e, handler)
-            let here = e.isBinary || fields.complete
-            byType[id] = (handler, fields, here)
-            return here ? Vocabulary.extract(e, handler, at: fields) : nil
+            var fields: FieldPositions? = FieldPositions()
+            let x = Vocabulary.extract(e, handler, at: &fields)
+            byType[id] = (handler, fields, e.isBinary || fields!.complete)
+            return x
         }
     }
 
@@ -706,26 +709,25 @@ extension RawEvent {
     func u(_ name: String) -> UInt64? { unsignedField(named: name) }
     func s(_ name: String) -> Int64? { self[field: name]?.signedValue }
 
-    /// The inode of a `filemap:` event: `i_ino` in the binary format; the text prints `ino %lx`.
-    var filemapIno: UInt64? { u("i_ino") ?? payloadWord("ino", { parseUnsigned($0, radix: 16) }) }
-    /// The page index of a `filemap:` event: `index`, or the byte offset `ofs` in 4 KiB pages.
-    var filemapIndex: UInt64? { u("index") ?? u("ofs").map { $0 / 4096 } }
-    /// The device of a `filemap:` event as a kernel dev_t (major << 20 | minor).
-    var filemapDev: UInt64? {
-        if let d = u("s_dev") { return d }
-        return payloadWord("dev") { word in
+    /// The inode of a `filemap:` event as the kernel's text prints it, `ino %lx` (the binary
+    /// format's `i_ino`).
+    var filemapPrintedIno: UInt64? { payloadWord("ino", { parseUnsigned($0, radix: 16) }) }
+    /// The device of a `filemap:` event as the text prints it, `dev %d:%d` (the binary format's
+    /// `s_dev`), as a kernel dev_t (major << 20 | minor).
+    var filemapPrintedDev: UInt64? {
+        payloadWord("dev") { word in
             // `major:minor` (or `major,minor`): two non-empty parts between the separators.
-            var parts: [Range<Int>] = []
+            var first: Range<Int>?, second: Range<Int>?
             var start = 0
             for i in 0...word.count where i == word.count || word[i] == 0x3A || word[i] == 0x2C {
                 if i > start {
-                    guard parts.count < 2 else { return nil }
-                    parts.append(start..<i)
+                    guard second == nil else { return nil }
+                    if first == nil { first = start..<i } else { second = start..<i }
                 }
                 start = i + 1
             }
-            guard parts.count == 2, let major = parseUnsigned(UnsafeBufferPointer(rebasing: word[parts[0]]), radix: 10),
-                  let minor = parseUnsigned(UnsafeBufferPointer(rebasing: word[parts[1]]), radix: 10) else { return nil }
+            guard let first, let second, let major = parseUnsigned(UnsafeBufferPointer(rebasing: word[first]), radix: 10),
+                  let minor = parseUnsigned(UnsafeBufferPointer(rebasing: word[second]), radix: 10) else { return nil }
             return major << 20 | minor
         }
     }
