@@ -305,7 +305,9 @@ public final class RawEvent: @unchecked Sendable {
         self.cpu = cpu
         self.pid = pid
         self.tgid = tgid
-        self.comm = comm
+        // A recycled event mostly had the same comm (and name, below): storing it again cost a
+        // retain and a release of a string the other thread reads too.
+        if self.comm != comm { self.comm = comm }
         if !storedFields.isEmpty { storedFields = [] }
         textFields = false
         storedPayload = nil
@@ -339,9 +341,9 @@ public final class RawEvent: @unchecked Sendable {
             e = spent
             e.renew(timestampNs: timestampNs, cpu: cpu, pid: pid, tgid: tgid, comm: comm, lostBefore: nil,
                     locator: locator, typeID: typeID)
-            e.system = ""
-            e.name = name
-            e.layout = nil
+            if !e.system.isEmpty { e.system = "" }
+            if e.name != name { e.name = name }
+            if e.layout != nil { e.layout = nil }
         } else {
             e = RawEvent(timestampNs: timestampNs, cpu: cpu, pid: pid, tgid: tgid, comm: comm, system: "", name: name,
                          locator: locator, typeID: typeID)
