@@ -752,15 +752,16 @@ extension RawEvent {
     private static func wordSpan(after key: String, in chars: UnsafeBufferPointer<UInt8>) -> (Int, Int)? {
         var key = key
         return key.withUTF8 { k in
+            // From word start to word start (the first byte and each one after a space).
             var i = 0
             while i + k.count < chars.count {
-                if (i == 0 || chars[i - 1] == 0x20) && chars[i + k.count] == 0x20
-                    && UnsafeBufferPointer(rebasing: chars[i..<(i + k.count)]).elementsEqual(k) {
+                if chars[i + k.count] == 0x20 && UnsafeBufferPointer(rebasing: chars[i..<(i + k.count)]).elementsEqual(k) {
                     let start = i + k.count + 1
                     var end = start
                     while end < chars.count && chars[end] != 0x20 { end += 1 }
                     return (start, end)
                 }
+                while i < chars.count && chars[i] != 0x20 { i += 1 }
                 i += 1
             }
             return nil
