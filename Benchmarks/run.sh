@@ -3,6 +3,8 @@
 #   trace.dat:  pinscope events --stat  vs  a C loop over libtracecmd (tracecmd_loop.c)
 #                                       vs  trace-cmd report > /dev/null
 #   kernel text: pinscope events --stat  vs  a Python regex script doing less work (regex_scan.py)
+#   and, on both, pinscope analyze; for reference (no target) a C program that only finds the
+#   text's events (text_scan.c)
 # checks that every tool sees the same number of events, and prints times, events/s, peak RSS, the
 # ratios and PASS/FAIL against the targets (DESIGN.md "Performance").
 #
@@ -52,6 +54,7 @@ fi
 [ -x "$pinscope" ] || die "no pinscope binary at $pinscope"
 cc -O2 -o "$work/tracecmd_loop" "$here/tracecmd_loop.c" \
     $(pkg-config --cflags --libs libtracecmd libtraceevent) || die "cannot compile tracecmd_loop.c"
+cc -O2 -o "$work/text_scan" "$here/text_scan.c" || die "cannot compile text_scan.c"
 
 # --- inputs ------------------------------------------------------------------------------------------
 has_convert() { local usage; usage=$(trace-cmd 2>&1 || true); grep -qE '^ *convert ' <<<"$usage"; }
@@ -179,6 +182,13 @@ ratio() {  # ratio BASELINE_ID SUBJECT_ID OP MIN "description": PASS if time(bas
     ratios+=("$(printf '%-52s %8sx   target %-7s %s' "$desc" "$r" "$op ${min}x" "$verdict")")
 }
 
+reference() {  # reference BASELINE_ID SUBJECT_ID "description": the ratio, with no target
+    local base=$1 subj=$2 desc=$3
+    [ -n "${T_BEST[$base]:-}" ] && [ -n "${T_BEST[$subj]:-}" ] || return 0
+    ratios+=("$(printf '%-52s %8sx   (reference, no target)' "$desc" \
+        "$(awk -v a="${T_BEST[$base]}" -v b="${T_BEST[$subj]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')")")
+}
+
 # --- benchmarks --------------------------------------------------------------------------------------
 say "running each tool once (count, warm cache), then $RUNS timed runs"
 bench ps_dat   "trace.dat v6"  "pinscope events --stat"      stat  -- "$pinscope" events --stat "$dat"
@@ -190,12 +200,13 @@ bench c_dat7   "trace.dat v7 zstd" "C libtracecmd loop"      stat  -- "$work/tra
 fi
 bench ps_txt   "kernel text"   "pinscope events --stat"      stat  -- "$pinscope" events --stat "$text"
 bench py_txt   "kernel text"   "python3 regex_scan.py"       stat  -- python3 "$here/regex_scan.py" "$text"
+bench cs_txt   "kernel text"   "C line scan (reference)"     stat  -- "$work/text_scan" "$text"
 bench pa_dat   "trace.dat v6"  "pinscope analyze"            analyze -- "$pinscope" analyze --fail-on never "$dat"
 bench pa_txt   "kernel text"   "pinscope analyze"            analyze -- "$pinscope" analyze --fail-on never "$text"
 
 same_count ps_dat c_dat tc_dat
 [ -n "$dat7" ] && same_count ps_dat c_dat ps_dat7 c_dat7
-same_count ps_txt py_txt
+same_count ps_txt py_txt cs_txt
 [ "$text_note" = "kernel text of the same capture" ] && same_count ps_dat ps_txt
 
 ratio c_dat  ps_dat  ">"  1  "C libtracecmd loop / pinscope  (trace.dat v6)"
@@ -207,6 +218,10 @@ ratio py_txt ps_txt  ">=" 20 "python regex script / pinscope (kernel text)"
 ratio c_dat  pa_dat  ">"  1  "C libtracecmd loop / pinscope analyze (v6)"
 ratio tc_dat pa_dat  ">=" 10 "trace-cmd report / pinscope analyze   (v6)"
 ratio py_txt pa_txt  ">=" 20 "python regex script / pinscope analyze (text)"
+# Not targets: how far the least a C program does to find the text's events (text_scan.c) is
+# from the python script and from PinScope's analysis of the same text.
+reference py_txt cs_txt "python regex script / C line scan (reference)"
+reference pa_txt cs_txt "pinscope analyze (text) / C line scan (reference)"
 
 # Memory flat in trace length: the same capture's kernel text, once and 10 times over (the same
 # pages again and again), analyzed; peak RSS must grow at most 1.3x.
