@@ -184,9 +184,13 @@ public final class RawEvent: @unchecked Sendable {
     public var cpu: Int
     public var pid: Int32
     public var tgid: Int32?
-    public var comm: String
+    public var comm: String {
+        didSet { commSlot = -1 }
+    }
     public var system: String
-    public var name: String
+    public var name: String {
+        didSet { nameSlot = -1 }
+    }
     /// Fields in format order. For text traces: the `key=value` pairs of the payload. For a
     /// binary record, decoded from the record at each read: ask for one with `self[field:]`.
     public var fields: [Field] {
@@ -255,6 +259,11 @@ public final class RawEvent: @unchecked Sendable {
     /// the name), or -1. Stable within one reader, so consumers can cache per-type decisions by
     /// it; they should still check `name`, as a number means nothing across readers.
     public var typeID: Int32
+    /// A text reader's interner slots for `comm` and `name`, or -1 (set again whenever they are):
+    /// a recycled event whose comm or name is the new line's keeps it (storing it again cost
+    /// reference counts on strings the analysis thread reads too).
+    var commSlot: Int32 = -1
+    var nameSlot: Int32 = -1
 
     public init(timestampNs: UInt64, cpu: Int, pid: Int32, tgid: Int32? = nil, comm: String,
                 system: String, name: String, fields: [Field] = [], payload: String? = nil,
@@ -299,7 +308,8 @@ public final class RawEvent: @unchecked Sendable {
 
     /// What `refill` and `text(reusing:)` both set: everything but the names, the layout and
     /// the record, with no fields, payload or stack.
-    private func renew(timestampNs: UInt64, cpu: Int, pid: Int32, tgid: Int32?, comm: String, lostBefore: UInt64?,
+    /// A nil `comm` keeps the event's (the caller knows it is the same).
+    private func renew(timestampNs: UInt64, cpu: Int, pid: Int32, tgid: Int32?, comm: String?, lostBefore: UInt64?,
                        locator: TraceLocator, typeID: Int32) {
         self.timestampNs = timestampNs
         self.cpu = cpu
@@ -307,7 +317,7 @@ public final class RawEvent: @unchecked Sendable {
         self.tgid = tgid
         // A recycled event mostly had the same comm (and name, below): storing it again cost a
         // retain and a release of a string the other thread reads too.
-        if self.comm != comm { self.comm = comm }
+        if let comm, self.comm != comm { self.comm = comm }
         if !storedFields.isEmpty { storedFields = [] }
         textFields = false
         storedPayload = nil
@@ -333,8 +343,9 @@ public final class RawEvent: @unchecked Sendable {
     /// `payload` read from `payload`: the `key=value` words of a tracepoint or kprobe line, from
     /// its first word after the name to the end of the line; the payload is its first
     /// `trimmedLength` bytes. Only for an event nobody else holds. Also gives the payload's shape.
-    static func text(reusing spent: RawEvent?, timestampNs: UInt64, cpu: Int, pid: Int32, tgid: Int32?, comm: String,
-                     name: String, payload: UnsafeBufferPointer<UInt8>, trimmedLength: Int, locator: TraceLocator,
+    /// A nil `comm` or `name` keeps the spent event's: the caller knows it is the same.
+    static func text(reusing spent: RawEvent?, timestampNs: UInt64, cpu: Int, pid: Int32, tgid: Int32?, comm: String?,
+                     name: String?, payload: UnsafeBufferPointer<UInt8>, trimmedLength: Int, locator: TraceLocator,
                      typeID: Int32) -> (RawEvent, PayloadWords.Shape) {
         let e: RawEvent
         if let spent {
@@ -342,10 +353,10 @@ public final class RawEvent: @unchecked Sendable {
             e.renew(timestampNs: timestampNs, cpu: cpu, pid: pid, tgid: tgid, comm: comm, lostBefore: nil,
                     locator: locator, typeID: typeID)
             if !e.system.isEmpty { e.system = "" }
-            if e.name != name { e.name = name }
+            if let name, e.name != name { e.name = name }
             if e.layout != nil { e.layout = nil }
         } else {
-            e = RawEvent(timestampNs: timestampNs, cpu: cpu, pid: pid, tgid: tgid, comm: comm, system: "", name: name,
+            e = RawEvent(timestampNs: timestampNs, cpu: cpu, pid: pid, tgid: tgid, comm: comm!, system: "", name: name!,
                          locator: locator, typeID: typeID)
         }
         e.copyRecord(UnsafeRawBufferPointer(payload))

@@ -22,6 +22,10 @@ struct TextPayload {
         /// An event; `fields` holds its fields, unless `lazyFields`: then they are the
         /// `key=value` words from `payloadStart` (`PayloadWords`), for the event to read when asked.
         case event(system: String, name: String, payloadStart: Int, typeID: Int32 = -1, lazyFields: Bool = false)
+        /// A tracepoint or kprobe whose name the interner keeps in `slot` (`name(at:)`): its
+        /// fields are the `key=value` words from `payloadStart`, as for `event(lazyFields:)`. The
+        /// name is not made here: a recycled event of the same type has it already.
+        case tracepoint(slot: Int, payloadStart: Int)
         /// An event `onlyEvents` does not ask for: its fields were not parsed.
         case skipped
         case unparsable
@@ -49,6 +53,14 @@ struct TextPayload {
     mutating func intern(_ l: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> String {
         interner.intern(l, range)
     }
+
+    /// The interner's slot for `l[range]` (-1: not kept), for `name(at:)`.
+    mutating func slot(_ l: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Int {
+        interner.slot(UnsafeBufferPointer(rebasing: l[range]))
+    }
+
+    /// The string interned in `slot`.
+    func name(at slot: Int) -> String { interner.string(at: slot) }
 
     /// Classifies the body starting at `b` and appends its fields to `fields` (a tracepoint's or
     /// kprobe's are left in the line: `.event(lazyFields: true)`).
@@ -83,9 +95,10 @@ struct TextPayload {
             let slot = interner.slot(bytes)
             // Most lines of a large trace are skipped: their names are never made into strings.
             if filter, filtering, slot >= 0, !wanted(slot: slot) { return .skipped }
-            let name = slot >= 0 ? interner.string(at: slot) : String(decoding: bytes, as: UTF8.self)
-            if filter, filtering, slot < 0, !onlyEvents!.contains(name) { return .skipped }
-            return .event(system: "", name: name, payloadStart: p, typeID: Int32(slot), lazyFields: true)
+            if slot >= 0 { return .tracepoint(slot: slot, payloadStart: p) }
+            let name = String(decoding: bytes, as: UTF8.self)
+            if filter, filtering, !onlyEvents!.contains(name) { return .skipped }
+            return .event(system: "", name: name, payloadStart: p, typeID: -1, lazyFields: true)
         }
         if i < n, l[i] == S.openParen, i - b > 4, S.hasPrefix(l, at: b, "sys_") {
             let name = interner.intern(syscallName("sys_enter_", l, (b + 4)..<i))

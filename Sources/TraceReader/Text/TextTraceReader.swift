@@ -194,7 +194,12 @@ public final class TextTraceReader: RawEventSource, EventFiltering {
                 break
             }
         }
-        if case .event = body, ev.cpu >= 0, ev.cpu < skippedLast.count { skippedLast[ev.cpu] = false }
+        switch body {
+        case .event, .tracepoint:
+            if ev.cpu >= 0, ev.cpu < skippedLast.count { skippedLast[ev.cpu] = false }
+        default:
+            break
+        }
         var locator = fileLocator
         locator.offset = lines.lineOffset
         locator.line = lines.lineNumber
@@ -221,16 +226,16 @@ public final class TextTraceReader: RawEventSource, EventFiltering {
             }
             pendingStack = e
             pendingStackContext = context
+        case .tracepoint(let slot, let payloadStart):
+            parsedLines += 1
+            let e = lazyEvent(l, ev, name: .slot(slot), payloadStart: payloadStart, locator: locator)
+            if !pendingLost.isEmpty || pendingLostAnyCPU != nil { e.lostBefore = takeLost(cpu: ev.cpu) }
+            attacher.add(e, isStack: false, context: context)
         case .event(let system, let name, let payloadStart, let typeID, let lazyFields):
             parsedLines += 1
             let e: RawEvent
             if lazyFields {
-                let shape: PayloadWords.Shape
-                (e, shape) = RawEvent.text(reusing: pool.take(), timestampNs: ev.timestampNs, cpu: ev.cpu, pid: ev.pid, tgid: ev.tgid,
-                                  comm: payloads.intern(l, ev.comm), name: name,
-                                  payload: UnsafeBufferPointer(rebasing: l[min(payloadStart, l.count)...]),
-                                  trimmedLength: max(0, trimmedEnd(l) - payloadStart), locator: locator, typeID: typeID)
-                payloads.count(shape)
+                e = lazyEvent(l, ev, name: .string(name), payloadStart: payloadStart, locator: locator)
             } else {
                 e = RawEvent(timestampNs: ev.timestampNs, cpu: ev.cpu, pid: ev.pid, tgid: ev.tgid,
                              comm: payloads.intern(l, ev.comm), system: system, name: name, fields: lineFields,
@@ -240,6 +245,40 @@ public final class TextTraceReader: RawEventSource, EventFiltering {
             if !pendingLost.isEmpty || pendingLostAnyCPU != nil { e.lostBefore = takeLost(cpu: ev.cpu) }
             attacher.add(e, isStack: false, context: context)
         }
+    }
+
+    /// A tracepoint's or kprobe's event, its fields left in its copy of the payload; a spent
+    /// event is refilled. `name` is the interner's slot for it, or the name itself when the
+    /// interner does not keep it. The comm and name are made only when the spent event's differ.
+    private func lazyEvent(_ l: UnsafeBufferPointer<UInt8>, _ ev: TextLineScanner.EventLine, name: TextName,
+                           payloadStart: Int, locator: TraceLocator) -> RawEvent {
+        let spent = pool.take()
+        let commSlot = payloads.slot(l, ev.comm)
+        var nameSlot: Int32 = -1
+        let newName: String?
+        switch name {
+        case .slot(let slot):
+            nameSlot = Int32(slot)
+            newName = spent?.nameSlot == nameSlot ? nil : payloads.name(at: slot)
+        case .string(let s):
+            newName = s
+        }
+        let newComm = commSlot >= 0 && spent?.commSlot == Int32(commSlot) ? nil
+            : commSlot >= 0 ? payloads.name(at: commSlot) : payloads.intern(l, ev.comm)
+        let (e, shape) = RawEvent.text(reusing: spent, timestampNs: ev.timestampNs, cpu: ev.cpu, pid: ev.pid, tgid: ev.tgid,
+                                       comm: newComm, name: newName,
+                                       payload: UnsafeBufferPointer(rebasing: l[min(payloadStart, l.count)...]),
+                                       trimmedLength: max(0, trimmedEnd(l) - payloadStart), locator: locator, typeID: nameSlot)
+        e.commSlot = Int32(commSlot)
+        e.nameSlot = nameSlot
+        payloads.count(shape)
+        return e
+    }
+
+    /// A lazy event's name: the interner's slot for it, or the name.
+    private enum TextName {
+        case slot(Int)
+        case string(String)
     }
 
     @inline(__always)
