@@ -26,11 +26,6 @@ public protocol EventFiltering: AnyObject {
     var skippedSpan: ClosedRange<UInt64>? { get }
 }
 
-extension ClosedRange where Bound == UInt64 {
-    /// This span widened to take in `ts`.
-    func including(_ ts: UInt64) -> ClosedRange<UInt64> { Swift.min(lowerBound, ts)...Swift.max(upperBound, ts) }
-}
-
 /// Spent events a reader refills instead of allocating new ones (`RawEventSource.recycle`), at
 /// most `limit` of them.
 struct EventPool {

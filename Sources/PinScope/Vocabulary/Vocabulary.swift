@@ -222,7 +222,7 @@ public struct Vocabulary {
 
     /// The fields `extract` reads, as the binary formats name them (a text payload may print
     /// some as words instead, like the kernel's filemap `dev 254:0 ino 52d5ce`).
-    enum FieldName: Int, CaseIterable {
+    enum FieldName: Int {
         case pfn, inode, ino, index, ofs, device, rangeStart, rangeEnd
         var string: String {
             switch self {

@@ -55,15 +55,11 @@ struct StringInterner {
         return h ^ (h >> 29)
     }
 
+    /// The interned string for `bytes`, or a new one when they are not kept (too long, or the
+    /// table is full).
     mutating func intern(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
-        internSlot(bytes).string
-    }
-
-    /// The interned string and its slot (stable for the interner's life), or slot -1 when the
-    /// sequence is not kept (too long, or the table is full).
-    mutating func internSlot(_ bytes: UnsafeBufferPointer<UInt8>) -> (string: String, slot: Int) {
         let slot = self.slot(bytes)
-        return slot >= 0 ? (values[slot], slot) : (bytes.isEmpty ? "" : String(decoding: bytes, as: UTF8.self), -1)
+        return slot >= 0 ? values[slot] : String(decoding: bytes, as: UTF8.self)
     }
 
     /// The slot of `bytes`, interned if new, or -1 when not kept (empty, too long, or the table

@@ -21,7 +21,7 @@ struct TextPayload {
         case userStack
         /// An event; `fields` holds its fields, unless `lazyFields`: then they are the
         /// `key=value` words from `payloadStart` (`PayloadWords`), for the event to read when asked.
-        case event(system: String, name: String, payloadStart: Int, typeID: Int32 = -1, lazyFields: Bool = false)
+        case event(system: String, name: String, payloadStart: Int, lazyFields: Bool = false)
         /// A tracepoint or kprobe whose name the interner keeps in `slot` (`name(at:)`): its
         /// fields are the `key=value` words from `payloadStart`, as for `event(lazyFields:)`. The
         /// name is not made here: a recycled event of the same type has it already.
@@ -98,7 +98,7 @@ struct TextPayload {
             if slot >= 0 { return .tracepoint(slot: slot, payloadStart: p) }
             let name = String(decoding: bytes, as: UTF8.self)
             if filter, filtering, !onlyEvents!.contains(name) { return .skipped }
-            return .event(system: "", name: name, payloadStart: p, typeID: -1, lazyFields: true)
+            return .event(system: "", name: name, payloadStart: p, lazyFields: true)
         }
         if i < n, l[i] == S.openParen, i - b > 4, S.hasPrefix(l, at: b, "sys_") {
             let name = interner.intern(syscallName("sys_enter_", l, (b + 4)..<i))

@@ -228,23 +228,24 @@ public final class TextTraceReader: RawEventSource, EventFiltering {
             pendingStackContext = context
         case .tracepoint(let slot, let payloadStart):
             parsedLines += 1
-            let e = lazyEvent(l, ev, name: .slot(slot), payloadStart: payloadStart, locator: locator)
-            if !pendingLost.isEmpty || pendingLostAnyCPU != nil { e.lostBefore = takeLost(cpu: ev.cpu) }
-            attacher.add(e, isStack: false, context: context)
-        case .event(let system, let name, let payloadStart, let typeID, let lazyFields):
+            enqueue(lazyEvent(l, ev, name: .slot(slot), payloadStart: payloadStart, locator: locator), context: context)
+        case .event(let system, let name, let payloadStart, let lazyFields):
             parsedLines += 1
-            let e: RawEvent
             if lazyFields {
-                e = lazyEvent(l, ev, name: .string(name), payloadStart: payloadStart, locator: locator)
+                enqueue(lazyEvent(l, ev, name: .string(name), payloadStart: payloadStart, locator: locator), context: context)
             } else {
-                e = RawEvent(timestampNs: ev.timestampNs, cpu: ev.cpu, pid: ev.pid, tgid: ev.tgid,
-                             comm: payloads.intern(l, ev.comm), system: system, name: name, fields: lineFields,
-                             payload: S.string(l, payloadStart..<max(payloadStart, trimmedEnd(l))),
-                             locator: locator, typeID: typeID)
+                enqueue(RawEvent(timestampNs: ev.timestampNs, cpu: ev.cpu, pid: ev.pid, tgid: ev.tgid,
+                                 comm: payloads.intern(l, ev.comm), system: system, name: name, fields: lineFields,
+                                 payload: S.string(l, payloadStart..<max(payloadStart, trimmedEnd(l))),
+                                 locator: locator), context: context)
             }
-            if !pendingLost.isEmpty || pendingLostAnyCPU != nil { e.lostBefore = takeLost(cpu: ev.cpu) }
-            attacher.add(e, isStack: false, context: context)
         }
+    }
+
+    /// Hands an event line's event to the stack attacher, with the events lost before it on its CPU.
+    private func enqueue(_ e: RawEvent, context: UInt8?) {
+        if !pendingLost.isEmpty || pendingLostAnyCPU != nil { e.lostBefore = takeLost(cpu: e.cpu) }
+        attacher.add(e, isStack: false, context: context)
     }
 
     /// A tracepoint's or kprobe's event, its fields left in its copy of the payload; a spent
@@ -264,7 +265,7 @@ public final class TextTraceReader: RawEventSource, EventFiltering {
             newName = s
         }
         let newComm = commSlot >= 0 && spent?.commSlot == Int32(commSlot) ? nil
-            : commSlot >= 0 ? payloads.name(at: commSlot) : payloads.intern(l, ev.comm)
+            : commSlot >= 0 ? payloads.name(at: commSlot) : S.string(l, ev.comm)
         let (e, shape) = RawEvent.text(reusing: spent, timestampNs: ev.timestampNs, cpu: ev.cpu, pid: ev.pid, tgid: ev.tgid,
                                        comm: newComm, name: newName,
                                        payload: UnsafeBufferPointer(rebasing: l[min(payloadStart, l.count)...]),
