@@ -4,7 +4,8 @@
 #                                       vs  trace-cmd report > /dev/null
 #   kernel text: pinscope events --stat  vs  a Python regex script doing less work (regex_scan.py)
 #   and, on both, pinscope analyze; for reference (no target) a C program that only finds the
-#   text's events (text_scan.c)
+#   text's events (text_scan.c), and the same program also following the text's pages on a second
+#   thread (text_scan.c -p)
 # checks that every tool sees the same number of events, and prints times, events/s, peak RSS, the
 # ratios and PASS/FAIL against the targets (DESIGN.md "Performance").
 #
@@ -54,7 +55,7 @@ fi
 [ -x "$pinscope" ] || die "no pinscope binary at $pinscope"
 cc -O2 -o "$work/tracecmd_loop" "$here/tracecmd_loop.c" \
     $(pkg-config --cflags --libs libtracecmd libtraceevent) || die "cannot compile tracecmd_loop.c"
-cc -O2 -o "$work/text_scan" "$here/text_scan.c" || die "cannot compile text_scan.c"
+cc -O2 -pthread -o "$work/text_scan" "$here/text_scan.c" || die "cannot compile text_scan.c"
 
 # --- inputs ------------------------------------------------------------------------------------------
 has_convert() { local usage; usage=$(trace-cmd 2>&1 || true); grep -qE '^ *convert ' <<<"$usage"; }
@@ -201,12 +202,13 @@ fi
 bench ps_txt   "kernel text"   "pinscope events --stat"      stat  -- "$pinscope" events --stat "$text"
 bench py_txt   "kernel text"   "python3 regex_scan.py"       stat  -- python3 "$here/regex_scan.py" "$text"
 bench cs_txt   "kernel text"   "C line scan (reference)"     stat  -- "$work/text_scan" "$text"
+bench cp_txt   "kernel text"   "C scan + page tables (ref.)" stat  -- "$work/text_scan" "$text" -p
 bench pa_dat   "trace.dat v6"  "pinscope analyze"            analyze -- "$pinscope" analyze --fail-on never "$dat"
 bench pa_txt   "kernel text"   "pinscope analyze"            analyze -- "$pinscope" analyze --fail-on never "$text"
 
 same_count ps_dat c_dat tc_dat
 [ -n "$dat7" ] && same_count ps_dat c_dat ps_dat7 c_dat7
-same_count ps_txt py_txt cs_txt
+same_count ps_txt py_txt cs_txt cp_txt
 [ "$text_note" = "kernel text of the same capture" ] && same_count ps_dat ps_txt
 
 ratio c_dat  ps_dat  ">"  1  "C libtracecmd loop / pinscope  (trace.dat v6)"
@@ -218,10 +220,13 @@ ratio py_txt ps_txt  ">=" 20 "python regex script / pinscope (kernel text)"
 ratio c_dat  pa_dat  ">"  1  "C libtracecmd loop / pinscope analyze (v6)"
 ratio tc_dat pa_dat  ">=" 10 "trace-cmd report / pinscope analyze   (v6)"
 ratio py_txt pa_txt  ">=" 20 "python regex script / pinscope analyze (text)"
-# Not targets: how far the least a C program does to find the text's events (text_scan.c) is
-# from the python script and from PinScope's analysis of the same text.
+# Not targets: how far the least a C program does to find the text's events (text_scan.c), and to
+# follow its pages on both cores (text_scan.c -p), is from the python script and from PinScope's
+# analysis of the same text.
 reference py_txt cs_txt "python regex script / C line scan (reference)"
+reference py_txt cp_txt "python regex script / C scan + page tables (ref.)"
 reference pa_txt cs_txt "pinscope analyze (text) / C line scan (reference)"
+reference pa_txt cp_txt "pinscope analyze (text) / C scan + pages (ref.)"
 
 # Memory flat in trace length: the same capture's kernel text, once and 10 times over (the same
 # pages again and again), analyzed; peak RSS must grow at most 1.3x.
