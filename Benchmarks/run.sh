@@ -109,7 +109,7 @@ fi
 # also warms the page cache) counts the events it saw:
 #   count=stat  the tool prints "events: N"
 #   count=lines trace-cmd report: output lines that are not stack frames ("=>") or the "cpus=N" header
-declare -A T_BEST T_RSS T_EVENTS T_STACKS T_LABEL T_FORM T_ERR
+declare -A T_BEST T_CPU T_RSS T_EVENTS T_STACKS T_LABEL T_FORM T_ERR
 ids=()
 errors=0
 
@@ -137,18 +137,18 @@ bench() {  # bench ID "form" "tool label" count=stat|lines -- command...
     # stack records among them ("N  ftrace:kernel_stack" per-event line, or "stack records: S")
     T_STACKS[$id]=$(awk '$2 == "ftrace:kernel_stack" || $2 == "kernel_stack" { s += $1 }
                          /^stack records:/ { s += $3 } END { print s + 0 }' "$out")
-    local best="" rss=0 r t0 t1 t m
+    local best="" cpu="" rss=0 r t0 t1 t m c
     for ((r = 0; r < RUNS; r++)); do
         t0=$(now)
-        /usr/bin/time -f '%M' -o "$run/rss.$id" "$@" >/dev/null 2>"$run/err.$id" \
+        /usr/bin/time -f '%M %U %S' -o "$run/rss.$id" "$@" >/dev/null 2>"$run/err.$id" \
             || { T_ERR[$id]="failed in a timed run"; errors=$((errors + 1)); return 0; }
         t1=$(now)
         t=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
-        m=$(tail -1 "$run/rss.$id")
-        if [ -z "$best" ] || awk -v a="$t" -v b="$best" 'BEGIN { exit !(a < b) }'; then best=$t; fi
+        read -r m c < <(tail -1 "$run/rss.$id" | awk '{ printf "%d %.2f\n", $1, $2 + $3 }')
+        if [ -z "$best" ] || awk -v a="$t" -v b="$best" 'BEGIN { exit !(a < b) }'; then best=$t; cpu=$c; fi
         [ "$m" -gt "$rss" ] && rss=$m
     done
-    T_BEST[$id]=$best; T_RSS[$id]=$rss
+    T_BEST[$id]=$best; T_CPU[$id]=$cpu; T_RSS[$id]=$rss
 }
 
 checks=()
@@ -227,6 +227,11 @@ reference py_txt cs_txt "python regex script / C line scan (reference)"
 reference py_txt cp_txt "python regex script / C scan + page tables (ref.)"
 reference pa_txt cs_txt "pinscope analyze (text) / C line scan (reference)"
 reference pa_txt cp_txt "pinscope analyze (text) / C scan + pages (ref.)"
+# The CPU the text target leaves on this machine: 20x python's time on every core.
+if [ -n "${T_BEST[py_txt]:-}" ] && [ -n "${T_CPU[pa_txt]:-}" ]; then
+    ratios+=("$(awk -v py="${T_BEST[py_txt]}" -v n="$(nproc)" -v pa="${T_CPU[pa_txt]}" -v cp="${T_CPU[cp_txt]:-?}" \
+        'BEGIN { printf "text 20x on %d cores: at most %.2f s of CPU; pinscope analyze used %s s, C scan + pages %s s", n, py / 20 * n, pa, cp }')")
+fi
 
 # Memory flat in trace length: the same capture's kernel text, once and 10 times over (the same
 # pages again and again), analyzed; peak RSS must grow at most 1.3x.
@@ -248,18 +253,18 @@ rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo "?")
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 echo
 echo "PinScope benchmark  $(date '+%Y-%m-%d %H:%M')  $(nproc) CPUs ($cpu), $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r)"
-echo "pinscope: $pinscope ($rev)    best of $RUNS runs, wall clock; RSS = peak resident set"
+echo "pinscope: $pinscope ($rev)    best of $RUNS runs, wall clock; CPU = user + sys of that run; RSS = peak resident set"
 echo "trace.dat v6: $dat ($(mb "$dat"); $dat_note)"
 [ -n "$dat7" ] && echo "trace.dat v7: $dat7 ($(mb "$dat7"))"
 echo "kernel text:  $text ($(mb "$text"); $text_note)"
 echo
-printf '%-18s %-30s %10s %9s %12s %9s\n' form tool events "time (s)" events/s "RSS (MB)"
+printf '%-18s %-30s %10s %9s %8s %12s %9s\n' form tool events "time (s)" "CPU (s)" events/s "RSS (MB)"
 for id in "${ids[@]}"; do
     if [ -n "${T_ERR[$id]}" ]; then
         printf '%-18s %-30s ERROR: %s\n' "${T_FORM[$id]}" "${T_LABEL[$id]}" "${T_ERR[$id]}"
     else
-        printf '%-18s %-30s %10s %9s %12s %9.1f\n' "${T_FORM[$id]}" "${T_LABEL[$id]}" "${T_EVENTS[$id]}" \
-            "${T_BEST[$id]}" "$(fmt_rate "${T_EVENTS[$id]}" "${T_BEST[$id]}")" \
+        printf '%-18s %-30s %10s %9s %8s %12s %9.1f\n' "${T_FORM[$id]}" "${T_LABEL[$id]}" "${T_EVENTS[$id]}" \
+            "${T_BEST[$id]}" "${T_CPU[$id]}" "$(fmt_rate "${T_EVENTS[$id]}" "${T_BEST[$id]}")" \
             "$(awk -v k="${T_RSS[$id]}" 'BEGIN { print k / 1024 }')"
     fi
 done
