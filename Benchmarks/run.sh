@@ -173,21 +173,24 @@ same_count() {  # same_count ID ID...: all these saw the same number of events
 
 ratios=()
 failed_targets=0
+quotient() {  # quotient BASELINE_ID SUBJECT_ID: time(baseline)/time(subject); fails when either did not run
+    [ -n "${T_BEST[$1]:-}" ] && [ -n "${T_BEST[$2]:-}" ] || return 1
+    awk -v a="${T_BEST[$1]}" -v b="${T_BEST[$2]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'
+}
+
 ratio() {  # ratio BASELINE_ID SUBJECT_ID OP MIN "description": PASS if time(baseline)/time(subject) OP MIN
     local base=$1 subj=$2 op=$3 min=$4 desc=$5 r verdict
-    if [ -z "${T_BEST[$base]:-}" ] || [ -z "${T_BEST[$subj]:-}" ]; then
+    if ! r=$(quotient "$base" "$subj"); then
         ratios+=("$(printf '%-52s %9s   target %-7s %s' "$desc" "n/a" "$op ${min}x" "NOT RUN")"); failed_targets=$((failed_targets + 1)); return 0
     fi
-    r=$(awk -v a="${T_BEST[$base]}" -v b="${T_BEST[$subj]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
     if awk -v r="$r" -v m="$min" -v op="$op" 'BEGIN { exit !(op == ">" ? r > m : r >= m) }'; then verdict=PASS; else verdict=FAIL; failed_targets=$((failed_targets + 1)); fi
     ratios+=("$(printf '%-52s %8sx   target %-7s %s' "$desc" "$r" "$op ${min}x" "$verdict")")
 }
 
 reference() {  # reference BASELINE_ID SUBJECT_ID "description": the ratio, with no target
-    local base=$1 subj=$2 desc=$3
-    [ -n "${T_BEST[$base]:-}" ] && [ -n "${T_BEST[$subj]:-}" ] || return 0
-    ratios+=("$(printf '%-52s %8sx   (reference, no target)' "$desc" \
-        "$(awk -v a="${T_BEST[$base]}" -v b="${T_BEST[$subj]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')")")
+    local r
+    r=$(quotient "$1" "$2") || return 0
+    ratios+=("$(printf '%-52s %8sx   (reference, no target)' "$3" "$r")")
 }
 
 # --- benchmarks --------------------------------------------------------------------------------------

@@ -65,12 +65,14 @@ static pthread_cond_t changed = PTHREAD_COND_INITIALIZER;
 static int pages_mode, batch_len;
 static long page_events;
 
+/* Hands the batch being filled to the page thread, and waits until the next one to fill is free
+ * (the page thread done with what it held before): `emit` writes into it without the lock. */
 static void hand_over(int n) {
     pthread_mutex_lock(&lock);
-    while (produced - consumed == RING) pthread_cond_wait(&changed, &lock);
     filled[produced % RING] = n;
     produced++;
     pthread_cond_broadcast(&changed);
+    while (produced - consumed == RING) pthread_cond_wait(&changed, &lock);
     pthread_mutex_unlock(&lock);
 }
 
